@@ -62,7 +62,7 @@ class Context:
                 if s is None:  # pragma: no cover - the output is alive while its graph is
                     raise RuntimeError(f"{self.fn.__name__}: the saved output was freed")
             elif not isinstance(s, Tensor):
-                s = Tensor._wrap(s)
+                s = Tensor._wrap(np.asarray(s) if isinstance(s, np.generic) else s)
             out.append(s)
         return tuple(out)
 
@@ -112,7 +112,9 @@ class Function:
             ctx.needs_input_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         y = cls.forward(ctx, *arrays, **params)
         if isinstance(y, np.generic):  # NumPy turns 0-d results into scalars
-            y = np.asarray(y)
+            scalar, y = y, np.asarray(y)
+            if ctx._saved:  # what forward saved as the scalar is the output
+                ctx._saved = tuple(y if s is scalar else s for s in ctx._saved)
         out = Tensor._wrap(y)
         if requires_grad:
             if out.data.dtype.kind not in "fc":

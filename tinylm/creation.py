@@ -65,22 +65,41 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         if data.dtype == object:
             raise TypeError("tensor: object arrays are not supported")
         target = np.dtype(dtype) if dtype is not None else data.dtype
-        a = data.astype(target, copy=True)
+        with np.errstate(invalid="ignore"):  # nan/inf -> int: _check_exact raises instead
+            a = data.astype(target, copy=True)
+        _check_exact("tensor", data, a)
         if backend.is_cupy_array(a) and dev.type == "cpu":
             a = a.get()
         return _finish(a, dev, requires_grad)
     target = np.dtype(dtype) if dtype is not None else _infer_dtype(data)
     try:
         a = np.array(data, dtype=target)
+    except OverflowError as e:
+        raise ValueError(f"tensor: {e}") from None
     except (ValueError, TypeError) as e:
         raise TypeError(f"tensor: cannot convert data to a {target} array: {e}") from None
-    if dtype is not None and target.kind in "iub":
-        src = np.asarray(data)
-        if src.dtype.kind == "f" and not np.array_equal(src, a):
-            raise ValueError(
-                f"tensor: float data would be truncated by dtype {target}; round it first"
-            )
+    if dtype is not None:
+        _check_exact("tensor", np.asarray(data), a)
     return _finish(a, dev, requires_grad)
+
+
+def _check_exact(op: str, src, a) -> None:
+    """Refuse a cast to an integer dtype that changes a value: float data truncated
+    (fractions, nan, inf), or integers wrapped around by a narrower dtype. A cast
+    between floats, or of ints to bool, is an ordinary explicit conversion."""
+    sk, tk = src.dtype.kind, a.dtype.kind
+    if not ((tk in "iu" and sk in "fiu") or (tk == "b" and sk == "f")):
+        return
+    if bool(backend.xp_of(a).array_equal(src, a)):
+        return
+    what = "truncated" if sk == "f" else "wrapped around"
+    valid = "" if tk == "b" else (
+        f" (valid range [{np.iinfo(a.dtype).min}, {np.iinfo(a.dtype).max}], whole numbers)"
+    )
+    raise ValueError(
+        f"{op}: {src.dtype} data would be {what} by dtype {a.dtype}{valid}; "
+        "round or clip it first"
+    )
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:

@@ -214,17 +214,19 @@ class Tensor:
 
         Differentiable: the gradient comes back to the original device and dtype.
         """
+        extra = set(kwargs) - {"device", "dtype"}
+        if extra:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(extra)}")
         device, dtype = None, None
         for a in (*args, *kwargs.values()):
+            if a is None:  # to(dtype=None): keep it (np.dtype(None) would be float64)
+                continue
             if isinstance(a, (str, backend.Device)):
                 device = backend.Device(a)
             elif isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
             else:
                 dtype = np.dtype(a)
-        extra = set(kwargs) - {"device", "dtype"}
-        if extra:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(extra)}")
         return _ops().to(self, device=device, dtype=dtype)
 
     def cpu(self) -> Tensor:

@@ -66,7 +66,9 @@ def binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
     elif not isinstance(b, Tensor):
         b = as_tensor_like(b, a)
     da, db = a.data.dtype, b.data.dtype
-    if type(a.data) is not type(b.data):
+    if type(a.data) is not type(b.data) and (
+        backend.is_cupy_array(a.data) or backend.is_cupy_array(b.data)
+    ):
         raise RuntimeError(
             f"{op}: operands are on different devices ({a.device} and {b.device}); "
             "move one with .to(device)"

@@ -29,8 +29,14 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         a2 = unsqueeze(a, 0) if a.ndim == 1 else a  # (k,) -> (1, k)
         b2 = unsqueeze(b, -1) if b.ndim == 1 else b  # (k,) -> (k, 1)
-        dy2 = unsqueeze(dy, -2) if a.ndim == 1 else dy
-        dy2 = unsqueeze(dy2, -1) if b.ndim == 1 else dy2
+        if a.ndim == 1 and b.ndim == 1:
+            dy2 = reshape(dy, 1, 1)  # () -> (1, 1)
+        elif a.ndim == 1:
+            dy2 = unsqueeze(dy, -2)  # (..., m) -> (..., 1, m)
+        elif b.ndim == 1:
+            dy2 = unsqueeze(dy, -1)  # (..., n) -> (..., n, 1)
+        else:
+            dy2 = dy
         da = db = None
         if ctx.needs_input_grad[0]:
             da = unbroadcast(matmul(dy2, transpose(b2, -1, -2)), a2.shape)

@@ -242,7 +242,7 @@ class Contiguous(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return _xp(x).ascontiguousarray(x)
+        return x.copy(order="C")  # (ascontiguousarray would turn 0-d into 1-d)
 
     @staticmethod
     def backward(ctx, dy):

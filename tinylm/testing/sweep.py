@@ -1,0 +1,195 @@
+"""The registry sweep: every check, for every sample of every op.
+
+Each ``check_*`` function raises ``AssertionError`` (or ``GradcheckError``) with a
+message naming the op and the sample; the pytest suite and ``tinylm gradcheck``
+both call them, so the command and the tests check exactly the same things.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import backend
+from ..gradcheck import GradcheckError, gradcheck, gradgradcheck, jacobians
+from ..tensor import Tensor
+from .opinfo import OpInfo, SampleInput
+
+# A float64 forward against its NumPy reference: both compute the same formula, in
+# possibly different orders (pairwise vs sequential sums), so they agree to a few ulps
+# of the largest value involved.
+REF_RTOL, REF_ATOL = 1e-12, 1e-12
+
+
+def _outputs(y) -> list:
+    return [y] if isinstance(y, Tensor) else list(y)
+
+
+def _call(info: OpInfo, sample: SampleInput, requires_grad=True, copy=False):
+    args = sample.tensors(requires_grad=requires_grad, copy=copy)
+    return args, _outputs(info.op(*args, **sample.kwargs))
+
+
+def check_reference(info: OpInfo, sample: SampleInput) -> None:
+    """The forward value equals the NumPy reference (where the entry has one)."""
+    if info.ref is None:
+        return
+    _, ys = _call(info, sample, requires_grad=False)
+    want = info.ref(*sample.args, **sample.kwargs)
+    want = [want] if not isinstance(want, (tuple, list)) else list(want)
+    for k, (y, w) in enumerate(zip(ys, want)):
+        got = backend.to_numpy(y.data)
+        w = np.asarray(w)
+        assert got.shape == w.shape, (
+            f"{info.name} [{sample.describe()}]: output {k} has shape {got.shape}, "
+            f"the reference {w.shape}")
+        np.testing.assert_allclose(
+            got, w, rtol=REF_RTOL, atol=REF_ATOL, equal_nan=True,
+            err_msg=f"{info.name} [{sample.describe()}]: output {k} differs from the reference")
+
+
+def _bind(info: OpInfo, sample: SampleInput):
+    def fn(*args):
+        return info.op(*args, **sample.kwargs)
+
+    fn.__name__ = f"{info.name}[{sample.describe()}]"
+    return fn
+
+
+def check_gradient(info: OpInfo, sample: SampleInput, fast_mode=False) -> tuple[float, float]:
+    """gradcheck in float64; returns the largest absolute and relative Jacobian errors."""
+    args = sample.tensors()
+    if not any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        return 0.0, 0.0
+    fn = _bind(info, sample)
+    if not sample.gradcheck:
+        return _check_grad_dtypes(fn, args)
+    gradcheck(fn, args, fast_mode=fast_mode)
+    max_abs = max_rel = 0.0
+    if not fast_mode:
+        for _, num, ana in jacobians(fn, args):
+            if num.size:
+                diff = np.abs(ana - num)
+                max_abs = max(max_abs, float(np.nanmax(diff)))
+                # relative to |numerical|, floored at atol: tiny entries are judged by atol
+                max_rel = max(max_rel, float(np.nanmax(diff / np.maximum(np.abs(num), 1e-5))))
+    return max_abs, max_rel
+
+
+def _check_grad_dtypes(fn, args) -> tuple[float, float]:
+    """For samples gradcheck cannot judge (a cast): gradients come back in each
+    input's shape and dtype, and a ones output gradient arrives unchanged."""
+    ys = [y for y in _outputs(fn(*args)) if y.requires_grad]
+    for y in ys:
+        y.backward(Tensor._wrap(backend.xp_of(y.data).ones_like(y.data)), retain_graph=True)
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor) and a.requires_grad:
+            assert a.grad is not None and a.grad.shape == a.shape and a.grad.dtype == a.dtype, (
+                f"{fn.__name__}: input {i} got gradient {a.grad!r}")
+            np.testing.assert_array_equal(backend.to_numpy(a.grad.data), len(ys))
+    return 0.0, 0.0
+
+
+def check_gradgrad(info: OpInfo, sample: SampleInput) -> None:
+    if not (info.gradgrad and sample.gradgrad and sample.gradcheck):
+        return
+    args = sample.tensors()
+    if any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        gradgradcheck(_bind(info, sample), args)
+
+
+def check_errors(info: OpInfo) -> int:
+    """Every error input raises its exception with a message matching its pattern."""
+    for e in info.errors():
+        try:
+            info.op(*e.sample.tensors(), **e.sample.kwargs)
+        except e.exc as err:
+            assert re.search(e.match, str(err)), (
+                f"{info.name} [{e.sample.describe()}]: raised {type(err).__name__}({err}) "
+                f"but the message does not match {e.match!r}")
+            continue
+        except Exception as err:
+            raise AssertionError(
+                f"{info.name} [{e.sample.describe()}]: expected {e.exc.__name__} matching "
+                f"{e.match!r}, got {type(err).__name__}: {err}") from err
+        raise AssertionError(
+            f"{info.name} [{e.sample.describe()}]: expected {e.exc.__name__} matching "
+            f"{e.match!r}, but nothing was raised")
+    return len(info.errors())
+
+
+def check_layouts(info: OpInfo, sample: SampleInput) -> None:
+    """Contiguous and non-contiguous (strided, transposed) inputs holding the same values
+    give the same outputs and the same gradients."""
+    from .opinfo import strided
+
+    variants = [
+        SampleInput(tuple(a.copy(order="C") if isinstance(a, np.ndarray) else a
+                          for a in sample.args), sample.kwargs, nondiff=sample.nondiff),
+        SampleInput(tuple(strided(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f"
+                          else a for a in sample.args), sample.kwargs, nondiff=sample.nondiff),
+    ]
+    results = []
+    for v in variants:
+        args, ys = _call(info, v)
+        rng = np.random.default_rng(7)
+        live = [y for y in ys if y.requires_grad]
+        gs = [Tensor._wrap(rng.standard_normal(y.shape).astype(y.dtype)) for y in live]
+        grads = []
+        if live:
+            from ..autograd import backward
+
+            backward(live, gs)
+            grads = [backend.to_numpy(a.grad.data) if a.grad is not None else None
+                     for a in args if isinstance(a, Tensor) and a.requires_grad]
+        results.append(([backend.to_numpy(y.data) for y in ys], grads))
+    (y0, g0), (y1, g1) = results
+    for k, (a, b) in enumerate(zip(y0 + g0, y1 + g1)):
+        if a is None or b is None:
+            assert a is None and b is None
+            continue
+        np.testing.assert_allclose(
+            a, b, rtol=REF_RTOL, atol=REF_ATOL, equal_nan=True,
+            err_msg=f"{info.name} [{sample.describe()}]: contiguous and strided inputs "
+            f"disagree ({'output' if k < len(y0) else 'gradient'} {k})")
+
+
+@dataclass
+class OpResult:
+    """One op's line of the ``tinylm gradcheck`` table."""
+
+    name: str
+    samples: int = 0
+    errors_checked: int = 0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    failures: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def sweep_op(info: OpInfo, gradgrad: bool = True) -> OpResult:
+    """Run every check on one op, collecting failures instead of stopping at the first."""
+    res = OpResult(info.name)
+    for sample in info.sample_inputs():
+        res.samples += 1
+        for check in (check_reference, check_gradient, check_gradgrad, check_layouts):
+            if check is check_gradgrad and not gradgrad:
+                continue
+            try:
+                out = check(info, sample)
+            except (AssertionError, GradcheckError, Exception) as e:  # report, do not stop
+                res.failures.append(f"{check.__name__} [{sample.describe()}]: "
+                                    f"{type(e).__name__}: {e}")
+                continue
+            if check is check_gradient:
+                res.max_abs, res.max_rel = max(res.max_abs, out[0]), max(res.max_rel, out[1])
+    try:
+        res.errors_checked = check_errors(info)
+    except AssertionError as e:
+        res.failures.append(f"check_errors: {e}")
+    return res
