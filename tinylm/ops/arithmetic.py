@@ -79,20 +79,24 @@ class Div(Function):
     r"""Elementwise quotient.
 
     Forward:  y = a / b
-    Backward: da = unbroadcast(dy / b),  db = unbroadcast(-dy a / b^2)
-    Saves:    a, b
+    Backward: da = unbroadcast(dy / b),  db = unbroadcast(-dy a / b^2) = unbroadcast(-dy y / b)
+              (the second form never squares b, so it cannot overflow where y is finite)
+    Saves:    b, y
     """
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return a / b
+        y = a / b
+        ctx.shapes = a.shape, b.shape
+        ctx.save_for_backward(b, y)
+        return y
 
     @staticmethod
     def backward(ctx, dy):
-        a, b = ctx.saved_tensors
-        da = unbroadcast(dy / b, a.shape) if ctx.needs_input_grad[0] else None
-        db = unbroadcast(-(dy * a) / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        b, y = ctx.saved_tensors
+        sa = ctx.shapes[0]
+        da = unbroadcast(dy / b, sa) if ctx.needs_input_grad[0] else None
+        db = unbroadcast(-(dy * y) / b, b.shape) if ctx.needs_input_grad[1] else None
         return da, db
 
 
