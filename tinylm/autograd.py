@@ -39,9 +39,9 @@ class Context:
     freely: ``ctx.dim = dim``.
     """
 
-    def __init__(self):
-        self._saved = ()
-        self.needs_input_grad = ()
+    # class-level defaults: a Context is made for every op call, so it has no __init__
+    _saved = ()
+    needs_input_grad = ()
 
     def save_for_backward(self, *arrays) -> None:
         self._saved = arrays
@@ -98,18 +98,21 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
         arrays = []
-        requires_grad = False
+        needs = []
+        tensors = []
         for x in inputs:
             if isinstance(x, Tensor):
                 arrays.append(x.data)
-                if x.requires_grad:
-                    requires_grad = True
+                needs.append(x.requires_grad)
+                tensors.append(x)
             else:
                 arrays.append(x)
-        requires_grad = requires_grad and _grad_mode.enabled
+                needs.append(False)
+                tensors.append(None)
+        requires_grad = True in needs and _grad_mode.enabled
         ctx = Context()
         if requires_grad:
-            ctx.needs_input_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            ctx.needs_input_grad = tuple(needs)
         y = cls.forward(ctx, *arrays, **params)
         if isinstance(y, np.generic):  # NumPy turns 0-d results into scalars
             scalar, y = y, np.asarray(y)
@@ -124,21 +127,29 @@ class Function:
                 )
             out.requires_grad = True
             ctx.fn = cls
-            ctx.inputs = tuple(x if isinstance(x, Tensor) else None for x in inputs)
+            ctx.inputs = tensors
             if ctx._saved:
-                ctx._saved = tuple(_link_saved(s, arrays, inputs, out) for s in ctx._saved)
+                ctx._saved = _link_saved(ctx._saved, arrays, tensors, out)
             out._ctx = ctx
         return out
 
 
-def _link_saved(s, arrays, inputs, out):
-    """Replace a saved array by the Tensor of the graph that holds it, if any."""
-    if s is out.data:
-        return weakref.ref(out)  # a strong reference would make a cycle out -> ctx -> out
-    for a, x in zip(arrays, inputs):
-        if s is a and isinstance(x, Tensor):
-            return x
-    return s
+def _link_saved(saved, arrays, tensors, out) -> list:
+    """Replace each saved array by the Tensor of the graph that holds it, if any: an
+    input's array by that input, the output's array by a weak reference to the output
+    (a strong one would make a cycle out -> ctx -> out). Other arrays stay constants."""
+    linked = []
+    for s in saved:
+        if s is out.data:
+            linked.append(weakref.ref(out))
+            continue
+        for a, t in zip(arrays, tensors):
+            if s is a and t is not None:
+                linked.append(t)
+                break
+        else:
+            linked.append(s)
+    return linked
 
 
 # --------------------------------------------------------------------------- traversal
@@ -253,16 +264,17 @@ def run_backward(roots, grad_roots, retain_graph=False, create_graph=False, inpu
 def _accumulate(t: Tensor, g: Tensor, create_graph: bool, claimed: set) -> None:
     """Add ``g`` into ``t.grad``. A stored gradient owns its array (optimizers and
     clipping update ``.grad`` in place), so a view, a read-only broadcast or an
-    array already handed to another tensor is copied first."""
+    array already handed to another tensor is copied first; with ``create_graph``
+    the copy is a graph op (``g * 1``), so the stored gradient stays differentiable."""
     if t.grad is not None:
         t.grad = t.grad + g
         return
     a = g.data
-    if not create_graph and (
+    if (
         id(a) in claimed or getattr(a, "base", None) is not None
         or not getattr(a.flags, "writeable", True)
     ):
-        g = Tensor._wrap(a.copy())
+        g = g * 1.0 if create_graph else Tensor._wrap(a.copy())
     claimed.add(id(g.data))
     t.grad = g
 

@@ -60,6 +60,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     """A new tensor holding a copy of ``data`` (nested lists, a number, or an array)."""
     if isinstance(data, Tensor):
         data = data.data
+    if isinstance(data, np.generic):  # a NumPy scalar keeps its dtype, as an array does
+        data = np.asarray(data)
     dev = _device(device)
     if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
         if data.dtype == object:

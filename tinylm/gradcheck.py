@@ -26,13 +26,15 @@ See lessons/02_tensors_and_gradcheck.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import backend
 from .autograd import grad as autograd_grad
 from .tensor import Tensor, enable_grad, no_grad
 
-__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck", "jacobians"]
 
 
 class GradcheckError(RuntimeError):
@@ -42,7 +44,7 @@ class GradcheckError(RuntimeError):
     failure cannot know are None (fast mode knows no element, only projections)."""
 
     def __init__(self, message: str, input_index=None, index=None, output_index=None,
-                 numerical=None, analytic=None):
+                 numerical=None, analytic=None):  # fmt: skip
         super().__init__(message)
         self.input_index = input_index
         self.index = index
@@ -87,8 +89,9 @@ def _locate(k: int, shapes: list) -> tuple:
 
 
 def _prepare(fn_name: str, inputs) -> tuple:
-    """Refuse what cannot be checked; return the inputs and which of them to check."""
-    inputs = _as_tuple(inputs)
+    """Refuse what cannot be checked; return the inputs (read-only arrays copied, as
+    they are perturbed in place) and the positions of those to check."""
+    inputs = list(_as_tuple(inputs))
     diff = []
     for i, t in enumerate(inputs):
         if isinstance(t, Tensor) and t.requires_grad:
@@ -103,20 +106,12 @@ def _prepare(fn_name: str, inputs) -> tuple:
                     f"{fn_name}: input {i} is not a leaf tensor (it was computed by "
                     f"{t.grad_fn.__name__}); pass x.detach().requires_grad_() instead"
                 )
+            if not getattr(t.data.flags, "writeable", True):
+                inputs[i] = Tensor(t.data.copy(), requires_grad=True)
             diff.append(i)
     if not diff:
         raise ValueError(f"{fn_name}: no input requires grad, so there is nothing to check")
-    return inputs, diff
-
-
-def _writable(inputs, diff) -> tuple:
-    """Inputs whose arrays may be perturbed in place (read-only views are copied)."""
-    out = list(inputs)
-    for i in diff:
-        a = inputs[i].data
-        if not getattr(a.flags, "writeable", True):
-            out[i] = Tensor(a.copy(), requires_grad=True)
-    return tuple(out)
+    return tuple(inputs), diff
 
 
 def _numerical_jacobian(fn, inputs, i, eps, n_out) -> np.ndarray:
@@ -134,17 +129,6 @@ def _numerical_jacobian(fn, inputs, i, eps, n_out) -> np.ndarray:
     return J
 
 
-def _seeds(outs, vec: np.ndarray) -> list:
-    """Split a flat float64 vector into output-shaped gradients on the outputs' devices."""
-    gos, k = [], 0
-    for o in outs:
-        n = o.numel()
-        a = vec[k : k + n].reshape(o.shape).astype(o.dtype)
-        gos.append(Tensor._wrap(backend.to_device(a, o.device)))
-        k += n
-    return gos
-
-
 class _Analytic:
     """The backward side: input gradients of ``<outputs, v>`` for a flat output vector v."""
 
@@ -152,18 +136,24 @@ class _Analytic:
         self.name, self.inputs, self.diff = name, inputs, diff
         # outputs without a graph (constants) get no seed: their rows are zero
         self.live = [o for o in outs if o.requires_grad]
-        offsets = np.cumsum([0] + [o.numel() for o in outs])
-        self.slices = [slice(offsets[k], offsets[k + 1])
-                       for k, o in enumerate(outs) if o.requires_grad]
+        ends = np.cumsum([0] + [o.numel() for o in outs])
+        self.slices = [slice(ends[k], ends[k + 1]) for k, o in enumerate(outs) if o.requires_grad]
+
+    def _seeds(self, vec: np.ndarray) -> list:
+        """Output-shaped gradients, in the outputs' dtypes and on their devices."""
+        return [
+            Tensor._wrap(backend.to_device(vec[s].reshape(o.shape).astype(o.dtype), o.device))
+            for o, s in zip(self.live, self.slices)
+        ]
 
     def __call__(self, vec: np.ndarray) -> list:
         inputs, diff = self.inputs, self.diff
         if not self.live:
             return [np.zeros(inputs[i].shape) for i in diff]
-        seeds = _seeds(self.live, np.concatenate([vec[s] for s in self.slices]))
+        wrt = [inputs[i] for i in diff]
         try:
-            gs = autograd_grad(self.live, [inputs[i] for i in diff], seeds, retain_graph=True,
-                               allow_unused=True)
+            gs = autograd_grad(self.live, wrt, self._seeds(vec), retain_graph=True,
+                               allow_unused=True)  # fmt: skip
         except Exception as e:  # a wrong-shape gradient, a crash inside backward, ...
             raise GradcheckError(
                 f"gradcheck: {self.name}: backward failed: {type(e).__name__}: {e}"
@@ -184,114 +174,145 @@ class _Analytic:
             res.append(backend.to_numpy(g.data).astype(np.float64))
         return res
 
+    def jacobians(self, n_out: int) -> dict:
+        """{input position: Jacobian}; row k holds the input gradients for dy = e_k."""
+        rows = {i: np.zeros((n_out, self.inputs[i].numel())) for i in self.diff}
+        for k in range(n_out):
+            e = np.zeros(n_out)
+            e[k] = 1.0
+            for i, g in zip(self.diff, self(e)):
+                rows[i][k] = g.ravel()
+        return rows
+
 
 # --------------------------------------------------------------------------- the checks
 
 
-def _check_zero_grad(name, analytic, diff, n_out) -> None:
+@dataclass
+class _Setup:
+    """What one gradcheck call checks, and how strictly."""
+
+    name: str
+    fn: object
+    inputs: tuple
+    diff: list  # positions of the inputs that require grad
+    shapes: list  # output shapes
+    n_out: int  # output elements, all outputs together
+    eps: float
+    atol: float
+    rtol: float
+    nondet_tol: float
+
+    def where(self, i: int, w: int) -> dict:
+        """Flat position w in input i's Jacobian -> the report's index and output_index."""
+        k, j = divmod(w, self.inputs[i].numel())
+        return {"index": _unravel(j, self.inputs[i].shape), "output_index": _locate(k, self.shapes)}
+
+
+def _check_repeat(c: _Setup, i, first, again, locate: bool) -> None:
+    """A second backward with the same dy must give the same gradient (up to nondet_tol)."""
+    d = np.abs(first - again)
+    if d.size and d.max() > c.nondet_tol:
+        raise GradcheckError(
+            f"gradcheck: {c.name}: backward is not deterministic for input {i}: two backward "
+            f"passes with the same output gradient differ by up to {d.max():.3e} "
+            f"(nondet_tol {c.nondet_tol})",
+            input_index=i,
+            **(c.where(i, int(np.argmax(d))) if locate else {}),
+        )
+
+
+def _check_zero_grad(c: _Setup, analytic: _Analytic) -> None:
     """Backward must be linear in dy: dy = 0 gives dx = 0 (catches 'forgot * dy')."""
-    for i, g in zip(diff, analytic(np.zeros(n_out))):
+    for i, g in zip(c.diff, analytic(np.zeros(c.n_out))):
         if np.any(g != 0):
             idx = _unravel(int(np.argmax(np.abs(g))), g.shape)
             raise GradcheckError(
-                f"gradcheck: {name}: a zero output gradient gave a nonzero gradient for input "
-                f"{i}: {g[idx]:.10g} at index {idx}; backward must multiply by dy",
-                input_index=i, index=idx, numerical=0.0, analytic=float(g[idx]))
+                f"gradcheck: {c.name}: a zero output gradient gave a nonzero gradient for "
+                f"input {i}: {g[idx]:.10g} at index {idx}; backward must multiply by dy",
+                input_index=i, index=idx, numerical=0.0, analytic=float(g[idx]),
+            )  # fmt: skip
 
 
-def _not_deterministic(name, i, first, again, nondet_tol, where=None) -> None:
-    d = np.abs(first - again)
-    if d.size and d.max() > nondet_tol:
-        w = int(np.argmax(d))
-        raise GradcheckError(
-            f"gradcheck: {name}: backward is not deterministic for input {i}: two backward "
-            f"passes with the same output gradient differ by up to {d.max():.3e} "
-            f"(nondet_tol {nondet_tol})",
-            input_index=i, **(where(w) if where else {}))
-
-
-def _full_check(name, fn, inputs, diff, analytic, shapes, n_out, eps, atol, rtol, nondet_tol):
-    # analytic Jacobians, one row per output element (one-hot dy), computed twice
-    rows = {i: np.zeros((n_out, inputs[i].numel())) for i in diff}
-    rows2 = {i: np.zeros((n_out, inputs[i].numel())) for i in diff}
-    for k in range(n_out):
-        e = np.zeros(n_out)
-        e[k] = 1.0
-        for i, g in zip(diff, analytic(e)):
-            rows[i][k] = g.ravel()
-        for i, g in zip(diff, analytic(e)):
-            rows2[i][k] = g.ravel()
-
-    def where(i):  # flat Jacobian position -> the report's fields for input i
-        def at(w):
-            k, j = np.unravel_index(w, rows[i].shape)
-            return {"index": _unravel(int(j), tuple(inputs[i].shape)),
-                    "output_index": _locate(int(k), shapes)}
-        return at
-
-    for i in diff:
-        _not_deterministic(name, i, rows[i], rows2[i], nondet_tol, where(i))
-    _check_zero_grad(name, analytic, diff, n_out)
+def _full_check(c: _Setup, analytic: _Analytic) -> None:
+    rows = analytic.jacobians(c.n_out)
+    again = analytic.jacobians(c.n_out)
+    for i in c.diff:
+        _check_repeat(c, i, rows[i], again[i], locate=True)
+    _check_zero_grad(c, analytic)
 
     # numerical Jacobians, input by input, and the element-wise comparison
-    for i in diff:
-        num = _numerical_jacobian(fn, inputs, i, eps, n_out)
+    for i in c.diff:
+        num = _numerical_jacobian(c.fn, c.inputs, i, c.eps, c.n_out)
         ana = rows[i]
-        excess = np.abs(ana - num) - (atol + rtol * np.abs(num))
+        excess = np.abs(ana - num) - (c.atol + c.rtol * np.abs(num))
         # NaN on one side only is a failure; NaN on both sides agrees
-        excess = np.where(np.isnan(ana) != np.isnan(num), np.inf,
-                          np.nan_to_num(excess, nan=-1.0))
+        excess = np.where(np.isnan(ana) != np.isnan(num), np.inf, np.nan_to_num(excess, nan=-1.0))
         if excess.size and excess.max() > 0:
             w = int(np.argmax(excess))
-            k, j = np.unravel_index(w, excess.shape)
-            at = where(i)(w)
-            n_bad = int((excess > 0).sum())
+            n_num, n_ana = num.flat[w], ana.flat[w]
+            at = c.where(i, w)
             raise GradcheckError(
-                f"gradcheck: {name}: Jacobian mismatch for input {i} (shape "
-                f"{tuple(inputs[i].shape)}).\n"
+                f"gradcheck: {c.name}: Jacobian mismatch for input {i} (shape "
+                f"{tuple(c.inputs[i].shape)}).\n"
                 f"  worst at input index {at['index']}, output {at['output_index'][0]} index "
                 f"{at['output_index'][1]}:\n"
-                f"    numerical {num[k, j]:.10g}\n"
-                f"    analytic  {ana[k, j]:.10g}\n"
-                f"  |diff| {abs(ana[k, j] - num[k, j]):.3e} > atol {atol} + rtol {rtol} * "
-                f"|numerical|; {n_bad} of {excess.size} entries fail",
-                input_index=i, numerical=float(num[k, j]), analytic=float(ana[k, j]), **at)
+                f"    numerical {n_num:.10g}\n"
+                f"    analytic  {n_ana:.10g}\n"
+                f"  |diff| {abs(n_ana - n_num):.3e} > atol {c.atol} + rtol {c.rtol} * "
+                f"|numerical|; {int((excess > 0).sum())} of {excess.size} entries fail",
+                input_index=i, numerical=float(n_num), analytic=float(n_ana), **at,
+            )  # fmt: skip
 
 
-def _fast_check(name, fn, inputs, diff, analytic, n_out, eps, atol, rtol, nondet_tol, rng):
+def _fast_check(c: _Setup, analytic: _Analytic, rng) -> None:
     """Compare v^T J u for one random output vector v and one unit input direction u."""
-    v = rng.standard_normal(n_out)
+    v = rng.standard_normal(c.n_out)
     first = analytic(v)  # = v^T J, one array per input
     again = analytic(v)
-    for i, g1, g2 in zip(diff, first, again):
-        _not_deterministic(name, i, g1, g2, nondet_tol)
-    _check_zero_grad(name, analytic, diff, n_out)
+    for i, g1, g2 in zip(c.diff, first, again):
+        _check_repeat(c, i, g1, g2, locate=False)
+    _check_zero_grad(c, analytic)
 
-    for i, g in zip(diff, first):
-        a = inputs[i].data
+    for i, g in zip(c.diff, first):
+        a = c.inputs[i].data
         u = rng.standard_normal(a.shape)
         u /= max(np.linalg.norm(u), 1e-300)
-        u_dev = backend.to_device(u, inputs[i].device)
+        step = backend.to_device(c.eps * u, c.inputs[i].device)
         base = a.copy()
-        a[...] = base + eps * u_dev
-        plus = _output_vector(fn, inputs)
-        a[...] = base - eps * u_dev
-        minus = _output_vector(fn, inputs)
+        a[...] = base + step
+        plus = _output_vector(c.fn, c.inputs)
+        a[...] = base - step
+        minus = _output_vector(c.fn, c.inputs)
         a[...] = base
-        num = float(v @ ((plus - minus) / (2 * eps)))  # v^T (J u), numerically
+        num = float(v @ ((plus - minus) / (2 * c.eps)))  # v^T (J u), numerically
         ana = float(np.sum(g * u))  # (v^T J) u, analytically
-        if not abs(ana - num) <= atol + rtol * abs(num):
+        if not abs(ana - num) <= c.atol + c.rtol * abs(num):
             raise GradcheckError(
-                f"gradcheck (fast mode): {name}: input {i} of shape {tuple(a.shape)}: "
+                f"gradcheck (fast mode): {c.name}: input {i} of shape {tuple(a.shape)}: "
                 f"the projection v^T J u is {num:.10g} numerically but {ana:.10g} "
-                f"analytically (|diff| {abs(ana - num):.3e} > atol {atol} + rtol {rtol} * "
+                f"analytically (|diff| {abs(ana - num):.3e} > atol {c.atol} + rtol {c.rtol} * "
                 f"|numerical|). Run with fast_mode=False to find the element.",
-                input_index=i, numerical=num, analytic=ana)
+                input_index=i, numerical=num, analytic=ana,
+            )  # fmt: skip
+
+
+def _setup(fn, inputs, fn_name: str) -> tuple:
+    """Check the inputs, run fn once with grad on: the outputs, their graph, the sizes."""
+    inputs, diff = _prepare(fn_name, inputs)
+    name = getattr(fn, "__name__", "fn")
+    with enable_grad():
+        outs = _float_outputs(_as_tuple(fn(*inputs)))
+    for k, o in enumerate(outs):
+        if o.dtype != np.float64:
+            raise TypeError(f"{fn_name}: output {k} of {name} has dtype {o.dtype}; need float64")
+    n_out = int(sum(o.numel() for o in outs))
+    return name, inputs, diff, outs, n_out
 
 
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               fast_mode: bool = False, raise_exception: bool = True, seed: int = 0,
-              nondet_tol: float = 0.0) -> bool:
+              nondet_tol: float = 0.0) -> bool:  # fmt: skip
     """Check the gradients of ``fn(*inputs)`` w.r.t. every input that requires grad.
 
     ``inputs`` are float64 leaf Tensors (others are passed through unchecked).
@@ -300,24 +321,15 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     ``raise_exception=False``). Misuse (float32 or non-leaf inputs) always raises.
     ``nondet_tol`` is how far two backward passes may differ (0: bit-identical).
     """
-    name = getattr(fn, "__name__", "fn")
-    inputs, diff = _prepare("gradcheck", inputs)
-    inputs = _writable(inputs, diff)
-    with enable_grad():
-        outs = _float_outputs(_as_tuple(fn(*inputs)))
-    for k, o in enumerate(outs):
-        if o.dtype != np.float64:
-            raise TypeError(f"gradcheck: output {k} of {name} has dtype {o.dtype}; need float64")
+    name, inputs, diff, outs, n_out = _setup(fn, inputs, "gradcheck")
     shapes = [tuple(o.shape) for o in outs]
-    n_out = int(sum(o.numel() for o in outs))
+    c = _Setup(name, fn, inputs, diff, shapes, n_out, eps, atol, rtol, nondet_tol)
     analytic = _Analytic(name, outs, inputs, diff)
     try:
         if fast_mode:
-            _fast_check(name, fn, inputs, diff, analytic, n_out, eps, atol, rtol, nondet_tol,
-                        np.random.default_rng(seed))
+            _fast_check(c, analytic, np.random.default_rng(seed))
         else:
-            _full_check(name, fn, inputs, diff, analytic, shapes, n_out, eps, atol, rtol,
-                        nondet_tol)
+            _full_check(c, analytic)
     except GradcheckError:
         if raise_exception:
             raise
@@ -327,7 +339,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5,
                   rtol: float = 1e-3, fast_mode: bool = False, raise_exception: bool = True,
-                  seed: int = 0, nondet_tol: float = 0.0) -> bool:
+                  seed: int = 0, nondet_tol: float = 0.0) -> bool:  # fmt: skip
     """Check second derivatives: gradcheck of ``(inputs, v) -> d<fn(inputs), v>/d inputs``.
 
     The backward of ``fn`` must be built from differentiable Tensor ops (every core
@@ -351,30 +363,18 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float 
         xs, gos = args[:n_in], args[n_in:]
         with enable_grad():
             ys = [o for o in _float_outputs(_as_tuple(fn(*xs))) if o.requires_grad]
-            gs = autograd_grad(ys, [xs[i] for i in diff], gos, create_graph=True,
-                               allow_unused=True)
+            gs = autograd_grad(ys, [xs[i] for i in diff], gos, create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     first_derivative.__name__ = f"grad of {getattr(fn, '__name__', 'fn')}"
-    return gradcheck(first_derivative, (*inputs, *grad_outputs), eps=eps, atol=atol, rtol=rtol,
-                     fast_mode=fast_mode, raise_exception=raise_exception, seed=seed,
-                     nondet_tol=nondet_tol)
+    return gradcheck(first_derivative, (*inputs, *grad_outputs), eps, atol, rtol, fast_mode,
+                     raise_exception, seed, nondet_tol)  # fmt: skip
 
 
 def jacobians(fn, inputs, eps: float = 1e-6) -> list:
     """``[(input_index, numerical, analytic), ...]``: both Jacobians of ``fn`` w.r.t. each
     float64 input that requires grad, shaped (output elements, input elements). The
     numbers behind ``gradcheck``'s verdict, for tables and plots."""
-    inputs, diff = _prepare("jacobians", inputs)
-    inputs = _writable(inputs, diff)
-    with enable_grad():
-        outs = _float_outputs(_as_tuple(fn(*inputs)))
-    n_out = int(sum(o.numel() for o in outs))
-    analytic = _Analytic(getattr(fn, "__name__", "fn"), outs, inputs, diff)
-    ana = {i: np.zeros((n_out, inputs[i].numel())) for i in diff}
-    for k in range(n_out):
-        e = np.zeros(n_out)
-        e[k] = 1.0
-        for i, g in zip(diff, analytic(e)):
-            ana[i][k] = g.ravel()
+    name, inputs, diff, outs, n_out = _setup(fn, inputs, "jacobians")
+    ana = _Analytic(name, outs, inputs, diff).jacobians(n_out)
     return [(i, _numerical_jacobian(fn, inputs, i, eps, n_out), ana[i]) for i in diff]

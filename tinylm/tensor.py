@@ -71,10 +71,10 @@ def is_grad_enabled() -> bool:
     return _grad_mode.enabled
 
 
-def _ops():
-    from . import ops
 
-    return ops
+# Tensor's methods call the ops through this module, which ``tinylm.ops`` binds when it
+# has loaded (every op module imports Tensor from here, so it cannot be imported above).
+_ops = None
 
 
 class Tensor:
@@ -227,7 +227,7 @@ class Tensor:
                 device, dtype = a.device, a.dtype
             else:
                 dtype = np.dtype(a)
-        return _ops().to(self, device=device, dtype=dtype)
+        return _ops.to(self, device=device, dtype=dtype)
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -278,172 +278,172 @@ class Tensor:
 
     # ------------------------------------------------------------------ arithmetic
     def __add__(self, other):
-        return _ops().add(self, other)
+        return _ops.add(self, other)
 
     def __radd__(self, other):
-        return _ops().add(other, self)
+        return _ops.add(other, self)
 
     def __sub__(self, other):
-        return _ops().sub(self, other)
+        return _ops.sub(self, other)
 
     def __rsub__(self, other):
-        return _ops().sub(other, self)
+        return _ops.sub(other, self)
 
     def __mul__(self, other):
-        return _ops().mul(self, other)
+        return _ops.mul(self, other)
 
     def __rmul__(self, other):
-        return _ops().mul(other, self)
+        return _ops.mul(other, self)
 
     def __truediv__(self, other):
-        return _ops().div(self, other)
+        return _ops.div(self, other)
 
     def __rtruediv__(self, other):
-        return _ops().div(other, self)
+        return _ops.div(other, self)
 
     def __pow__(self, other):
-        return _ops().pow(self, other)
+        return _ops.pow(self, other)
 
     def __rpow__(self, other):
-        return _ops().pow(other, self)
+        return _ops.pow(other, self)
 
     def __matmul__(self, other):
-        return _ops().matmul(self, other)
+        return _ops.matmul(self, other)
 
     def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
+        return _ops.matmul(other, self)
 
     def __neg__(self):
-        return _ops().neg(self)
+        return _ops.neg(self)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return _ops().abs(self)
+        return _ops.abs(self)
 
     # comparisons: bool tensors, never part of the graph
     def __eq__(self, other):  # type: ignore[override]
-        return _ops().eq(self, other)
+        return _ops.eq(self, other)
 
     def __ne__(self, other):  # type: ignore[override]
-        return _ops().ne(self, other)
+        return _ops.ne(self, other)
 
     def __lt__(self, other):
-        return _ops().lt(self, other)
+        return _ops.lt(self, other)
 
     def __le__(self, other):
-        return _ops().le(self, other)
+        return _ops.le(self, other)
 
     def __gt__(self, other):
-        return _ops().gt(self, other)
+        return _ops.gt(self, other)
 
     def __ge__(self, other):
-        return _ops().ge(self, other)
+        return _ops.ge(self, other)
 
     def __getitem__(self, key):
-        return _ops().getitem(self, key)
+        return _ops.getitem(self, key)
 
     # ------------------------------------------------------------------ op methods
     def exp(self):
-        return _ops().exp(self)
+        return _ops.exp(self)
 
     def log(self):
-        return _ops().log(self)
+        return _ops.log(self)
 
     def sqrt(self):
-        return _ops().sqrt(self)
+        return _ops.sqrt(self)
 
     def abs(self):
-        return _ops().abs(self)
+        return _ops.abs(self)
 
     def tanh(self):
-        return _ops().tanh(self)
+        return _ops.tanh(self)
 
     def sigmoid(self):
-        return _ops().sigmoid(self)
+        return _ops.sigmoid(self)
 
     def relu(self):
-        return _ops().relu(self)
+        return _ops.relu(self)
 
     def clamp(self, min=None, max=None):  # noqa: A002 - PyTorch's names
-        return _ops().clamp(self, min=min, max=max)
+        return _ops.clamp(self, min=min, max=max)
 
     def pow(self, exponent):
-        return _ops().pow(self, exponent)
+        return _ops.pow(self, exponent)
 
     def matmul(self, other):
-        return _ops().matmul(self, other)
+        return _ops.matmul(self, other)
 
     def sum(self, dim=None, keepdim=False):
-        return _ops().sum(self, dim=dim, keepdim=keepdim)
+        return _ops.sum(self, dim=dim, keepdim=keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return _ops().mean(self, dim=dim, keepdim=keepdim)
+        return _ops.mean(self, dim=dim, keepdim=keepdim)
 
     def var(self, dim=None, correction=1, keepdim=False):
-        return _ops().var(self, dim=dim, correction=correction, keepdim=keepdim)
+        return _ops.var(self, dim=dim, correction=correction, keepdim=keepdim)
 
     def amax(self, dim=None, keepdim=False):
-        return _ops().amax(self, dim=dim, keepdim=keepdim)
+        return _ops.amax(self, dim=dim, keepdim=keepdim)
 
     def amin(self, dim=None, keepdim=False):
-        return _ops().amin(self, dim=dim, keepdim=keepdim)
+        return _ops.amin(self, dim=dim, keepdim=keepdim)
 
     def logsumexp(self, dim, keepdim=False):
-        return _ops().logsumexp(self, dim=dim, keepdim=keepdim)
+        return _ops.logsumexp(self, dim=dim, keepdim=keepdim)
 
     def softmax(self, dim):
-        return _ops().softmax(self, dim=dim)
+        return _ops.softmax(self, dim=dim)
 
     def log_softmax(self, dim):
-        return _ops().log_softmax(self, dim=dim)
+        return _ops.log_softmax(self, dim=dim)
 
     def reshape(self, *shape):
-        return _ops().reshape(self, *shape)
+        return _ops.reshape(self, *shape)
 
     def view(self, *shape):
-        return _ops().reshape(self, *shape)
+        return _ops.reshape(self, *shape)
 
     def transpose(self, dim0, dim1):
-        return _ops().transpose(self, dim0, dim1)
+        return _ops.transpose(self, dim0, dim1)
 
     def permute(self, *dims):
-        return _ops().permute(self, *dims)
+        return _ops.permute(self, *dims)
 
     def unsqueeze(self, dim):
-        return _ops().unsqueeze(self, dim)
+        return _ops.unsqueeze(self, dim)
 
     def squeeze(self, dim=None):
-        return _ops().squeeze(self, dim)
+        return _ops.squeeze(self, dim)
 
     def expand(self, *sizes):
-        return _ops().expand(self, *sizes)
+        return _ops.expand(self, *sizes)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        return _ops().flatten(self, start_dim, end_dim)
+        return _ops.flatten(self, start_dim, end_dim)
 
     def contiguous(self):
-        return _ops().contiguous(self)
+        return _ops.contiguous(self)
 
     def split(self, split_size_or_sections, dim=0):
-        return _ops().split(self, split_size_or_sections, dim)
+        return _ops.split(self, split_size_or_sections, dim)
 
     def chunk(self, chunks, dim=0):
-        return _ops().chunk(self, chunks, dim)
+        return _ops.chunk(self, chunks, dim)
 
     def masked_fill(self, mask, value):
-        return _ops().masked_fill(self, mask, value)
+        return _ops.masked_fill(self, mask, value)
 
     @property
     def T(self):  # noqa: N802 - PyTorch's name
         """All dimensions reversed (a transpose for a matrix)."""
-        return _ops().permute(self, *range(self.ndim - 1, -1, -1))
+        return _ops.permute(self, *range(self.ndim - 1, -1, -1))
 
     @property
     def mT(self):  # noqa: N802
         """The last two dimensions swapped (a batch of transposes)."""
-        return _ops().transpose(self, -2, -1)
+        return _ops.transpose(self, -2, -1)
 
 
 def _check_dim(op: str, dim, ndim: int) -> int:
@@ -456,3 +456,4 @@ def _check_dim(op: str, dim, ndim: int) -> int:
             f"{op}: dim {dim} out of range for a {ndim}-d tensor (expected in [{lo}, {hi}])"
         )
     return int(dim) % max(ndim, 1)
+

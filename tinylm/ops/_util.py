@@ -59,6 +59,9 @@ def binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
     Only a non-float operand is ever converted (it carries no gradient); two floats
     of different widths raise instead of promoting silently.
     """
+    if type(a) is Tensor and type(b) is Tensor and a.data.dtype is b.data.dtype:
+        if type(a.data) is type(b.data):
+            return a, b  # the common case: same dtype, same device
     if not isinstance(a, Tensor):
         if not isinstance(b, Tensor):
             raise TypeError(f"{op}: expected at least one Tensor operand")

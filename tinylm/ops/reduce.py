@@ -71,7 +71,8 @@ class Var(Function):
     r"""Variance with ``correction`` (1: unbiased, Bessel's correction; 0: population).
 
     Forward:  y = \frac{1}{n - c} \sum_{dims} (x - \bar x)^2
-    Backward: dx = dy \frac{2 (x - \bar x)}{n - c}   (the \bar x term cancels: \sum (x - \bar x) = 0)
+    Backward: dx = dy \frac{2 (x - \bar x)}{n - c}
+              (the \bar x term cancels, since \sum (x - \bar x) = 0)
     Saves:    x
     """
 
