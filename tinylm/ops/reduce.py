@@ -135,8 +135,10 @@ class LogSumExp(Function):
 
     Forward:  y = m + \ln \sum_{dims} e^{x - m},  m = \max_{dims} x  (no overflow; an all
               -inf slice gives -inf, an inf gives inf)
-    Backward: dx = dy e^{x - y}   (the softmax of x over dims)
-    Saves:    x, y
+    Backward: dx = dy e^{x - y} = dy softmax(x), computed as e^{x - m} / \sum e^{x - m}:
+              at |x| ~ 1e30 (float64) or 1e4 (float32) y has absorbed the log of the
+              sum, so x - y would lose it; the shifted form stays exact
+    Saves:    x
     """
 
     @staticmethod
@@ -147,15 +149,17 @@ class LogSumExp(Function):
         m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
         yk = m + xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True))
         y = yk if keepdim else yk.reshape(tuple(s for i, s in enumerate(yk.shape) if i not in dims))
-        ctx.save_for_backward(x, y)
+        ctx.save_for_backward(x)
+        ctx.shift = m  # a constant: softmax does not change when every logit moves by m
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, y = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         dims = ctx.dims
-        yk = y if y.ndim == x.ndim else Reshape.apply(y, shape=kept_shape(x.shape, dims))
-        return _spread(dy, x.shape, dims) * (x - yk).exp()
+        e = (x - const(ctx.shift)).exp()
+        p = e / Sum.apply(e, dims=dims, keepdim=True)  # softmax of x over dims
+        return _spread(dy, x.shape, dims) * p
 
 
 # ----------------------------------------------------------------------------- wrappers
