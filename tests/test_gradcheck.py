@@ -444,3 +444,18 @@ def test_non_leaf_input_refused():
 def test_nothing_to_check_refused():
     with pytest.raises(ValueError, match="requires grad"):
         gradcheck(lambda x: x * x, [t64(X, requires_grad=False)])
+
+
+def test_report_names_a_function_passed_as_its_apply():
+    class Doubled(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, dy):
+            return dy  # bug: the factor 2 is missing
+
+    x = tinylm.randn(3, dtype=tinylm.float64, requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"Doubled\.apply"):
+        gradcheck(Doubled.apply, (x,))

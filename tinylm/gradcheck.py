@@ -297,10 +297,18 @@ def _fast_check(c: _Setup, analytic: _Analytic, rng) -> None:
             )  # fmt: skip
 
 
+def _fn_name(fn) -> str:
+    """How a report names fn: ``Cube.apply`` for a Function's apply, else its __name__."""
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, type):
+        return f"{owner.__name__}.{fn.__name__}"
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
 def _setup(fn, inputs, fn_name: str) -> tuple:
     """Check the inputs, run fn once with grad on: the outputs, their graph, the sizes."""
     inputs, diff = _prepare(fn_name, inputs)
-    name = getattr(fn, "__name__", "fn")
+    name = _fn_name(fn)
     with enable_grad():
         outs = _float_outputs(_as_tuple(fn(*inputs)))
     for k, o in enumerate(outs):
@@ -366,7 +374,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float 
             gs = autograd_grad(ys, [xs[i] for i in diff], gos, create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
-    first_derivative.__name__ = f"grad of {getattr(fn, '__name__', 'fn')}"
+    first_derivative.__name__ = f"grad of {_fn_name(fn)}"
     return gradcheck(first_derivative, (*inputs, *grad_outputs), eps, atol, rtol, fast_mode,
                      raise_exception, seed, nondet_tol)  # fmt: skip
 
