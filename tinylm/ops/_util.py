@@ -59,9 +59,16 @@ def binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
     Only a non-float operand is ever converted (it carries no gradient); two floats
     of different widths raise instead of promoting silently.
     """
-    if type(a) is Tensor and type(b) is Tensor and a.data.dtype is b.data.dtype:
-        if type(a.data) is type(b.data):
-            return a, b  # the common case: same dtype, same device
+    if type(a) is Tensor:
+        if type(b) is Tensor:
+            if a.data.dtype is b.data.dtype and type(a.data) is type(b.data):
+                return a, b  # the common case: same dtype, same device
+        elif type(b) is float and a.data.dtype.kind == "f" and type(a.data) is np.ndarray:
+            return a, Tensor._wrap(np.array(b, dtype=a.data.dtype))  # x * 0.5
+    elif type(a) is float and type(b) is Tensor and b.data.dtype.kind == "f" and (
+        type(b.data) is np.ndarray
+    ):
+        return Tensor._wrap(np.array(a, dtype=b.data.dtype)), b  # 1.0 - x
     if not isinstance(a, Tensor):
         if not isinstance(b, Tensor):
             raise TypeError(f"{op}: expected at least one Tensor operand")

@@ -32,7 +32,8 @@ class Add(Function):
     @staticmethod
     def backward(ctx, dy):
         sa, sb = ctx.shapes
-        return unbroadcast(dy, sa), unbroadcast(dy, sb)
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(dy, sa) if need_a else None), (unbroadcast(dy, sb) if need_b else None)
 
 
 class Sub(Function):
@@ -51,7 +52,9 @@ class Sub(Function):
     @staticmethod
     def backward(ctx, dy):
         sa, sb = ctx.shapes
-        return unbroadcast(dy, sa), unbroadcast(neg(dy), sb)
+        need_a, need_b = ctx.needs_input_grad
+        return (unbroadcast(dy, sa) if need_a else None), (
+            unbroadcast(neg(dy), sb) if need_b else None)
 
 
 class Mul(Function):

@@ -64,6 +64,8 @@ class IndexAdd(Function):
 
 def _normalize_key(x: Tensor, key):
     """Turn Tensors in ``key`` into arrays on x's device; bool masks into int indices."""
+    if type(key) is slice or type(key) is int:
+        return (key,), False  # the common case: x[i], x[a:b]
     if not isinstance(key, tuple):
         key = (key,)
     xp = xp_of(x.data)

@@ -50,6 +50,9 @@ class MatMul(Function):
 def matmul(a, b) -> Tensor:
     """``a @ b``. Refuses 0-d operands and names both shapes when they do not line up."""
     a, b = binary_operands("matmul", a, b)
+    sa, sb = a.data.shape, b.data.shape
+    if len(sa) == 2 and len(sb) == 2 and sa[1] == sb[0]:
+        return MatMul.apply(a, b)  # the common case, already known to be valid
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(
             f"matmul: both operands must be at least 1-D, got shapes {tuple(a.shape)} and "

@@ -7,6 +7,8 @@ over the reduced dims: each input element contributed to one output element.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd import Function
@@ -27,7 +29,7 @@ def _spread(dy: Tensor, in_shape: tuple, dims: tuple) -> Tensor:
 
 
 def _count(shape, dims) -> int:
-    return int(np.prod([shape[d] for d in dims], dtype=np.int64))
+    return math.prod(shape[d] for d in dims)
 
 
 class Sum(Function):

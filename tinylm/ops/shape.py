@@ -8,6 +8,8 @@ gradient is a sum.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd import Function
@@ -78,6 +80,8 @@ def _xp(a):
 def _sizes(args) -> tuple:
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
+    if all(type(s) is int for s in args):
+        return args
     for s in args:
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
             raise TypeError(f"sizes must be ints, got {args!r}")
@@ -138,20 +142,21 @@ class Reshape(Function):
 
 def reshape(x: Tensor, *shape) -> Tensor:
     shape = _sizes(shape)
-    n = int(np.prod(x.shape, dtype=np.int64))
-    if shape.count(-1) > 1:
-        raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
-    known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
-    if any(s < -1 for s in shape) or (
-        -1 not in shape and known != n
-    ) or (-1 in shape and (known == 0 or n % known)):
+    n = math.prod(x.data.shape)
+    if -1 in shape:
+        if shape.count(-1) > 1:
+            raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
+        known = math.prod(s for s in shape if s != -1)
+        ok = known > 0 and n % known == 0 and min(shape) == -1
+        shape = tuple(n // known if s == -1 else s for s in shape) if ok else shape
+    else:
+        ok = math.prod(shape) == n and (not shape or min(shape) >= 0)
+    if not ok:
         raise ValueError(
             f"reshape: shape {shape} is invalid for a tensor of shape {tuple(x.shape)} "
             f"({n} elements)"
         )
-    if -1 in shape:
-        shape = tuple(n // known if s == -1 else s for s in shape)
-    if shape == x.shape:
+    if shape == x.data.shape:
         return x
     return Reshape.apply(x, shape=shape)
 
@@ -228,7 +233,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     e = _check_dim("flatten", end_dim, x.ndim)
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    merged = int(np.prod(x.shape[s : e + 1], dtype=np.int64))
+    merged = math.prod(x.shape[s : e + 1])
     shape = x.shape[:s] + (merged,) + x.shape[e + 1 :]
     return x if shape == x.shape else Reshape.apply(x, shape=shape)
 
