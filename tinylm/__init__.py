@@ -7,7 +7,7 @@
 tensor([2., 4., 6.])
 """
 
-from . import autograd, cuda, ops
+from . import autograd, cuda, nn, ops, optim
 from .backend import Device
 from .creation import (
     arange,

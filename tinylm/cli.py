@@ -19,7 +19,7 @@ def _gradcheck(args) -> int:
 
     if args.list:
         for info in op_db:
-            print(f"{info.name:14s} {len(info.sample_inputs()):3d} samples"
+            print(f"{info.name:18s} {len(info.sample_inputs()):3d} samples"
                   + (f"  ({info.notes})" if info.notes else ""))
         return 0
     try:
@@ -35,12 +35,13 @@ def _gradcheck(args) -> int:
         results.append(sweep_op(info, gradgrad=not args.no_gradgrad))
     elapsed = time.perf_counter() - start
 
-    head = (f"{'op':14s} {'samples':>7s} {'errors':>6s} {'max abs err':>12s} "
+    w = max(14, *(len(r.name) for r in results))
+    head = (f"{'op':{w}s} {'samples':>7s} {'errors':>6s} {'max abs err':>12s} "
             f"{'max rel err':>12s} {'of tol':>7s}  result")
     print(head)
     print("-" * len(head))
     for r in results:
-        print(f"{r.name:14s} {r.samples:7d} {r.errors_checked:6d} {r.max_abs:12.2e} "
+        print(f"{r.name:{w}s} {r.samples:7d} {r.errors_checked:6d} {r.max_abs:12.2e} "
               f"{r.max_rel:12.2e} {r.tol_used:7.1e}  {'pass' if r.passed else 'FAIL'}")
     failed = [r for r in results if not r.passed]
     n_samples = sum(r.samples for r in results)

@@ -2,3 +2,13 @@
 
 Each part below is imported from its own module; see DESIGN.md for the layout.
 """
+
+from . import functional, init, utils
+from .activation import GELU, ReLU, Sigmoid, Softmax, Tanh
+from .containers import ModuleDict, ModuleList, Sequential
+from .dropout import Dropout
+from .embedding import Embedding
+from .linear import Linear
+from .module import Module
+from .normalization import LayerNorm, RMSNorm
+from .parameter import Parameter

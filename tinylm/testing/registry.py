@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from .opinfo import OpInfo
 from .registry_elementwise import ELEMENTWISE
+from .registry_layers import LAYERS
+from .registry_losses import LOSSES
+from .registry_nn import NN
 from .registry_tensor import OTHERS, REDUCTIONS, SHAPES
 
-op_db: list[OpInfo] = [*ELEMENTWISE, *REDUCTIONS, *SHAPES, *OTHERS]
+op_db: list[OpInfo] = [*ELEMENTWISE, *REDUCTIONS, *SHAPES, *OTHERS, *LOSSES, *NN, *LAYERS]
 
 
 def get_op(name: str) -> OpInfo:
