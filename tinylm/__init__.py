@@ -7,7 +7,7 @@
 tensor([2., 4., 6.])
 """
 
-from . import autograd, cuda, nn, ops, optim
+from . import autograd, cuda, data, nn, ops, optim
 from .backend import Device
 from .creation import (
     arange,
@@ -34,6 +34,7 @@ from .creation import (
     zeros_like,
 )
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .io import CheckpointError, load, save
 from .ops import (
     abs,
     amax,
