@@ -42,11 +42,12 @@ _MODEL, _OPTIM = "model.", "optim.state."
 
 
 def _to_json(value):
-    """``json.dumps``'s fallback: dataclasses, objects with ``to_dict()``, NumPy scalars."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+    """``json.dumps``'s fallback: objects with ``to_dict()`` (their own idea of what to keep,
+    e.g. a model config's "model" key), other dataclasses, NumPy scalars."""
     if callable(getattr(value, "to_dict", None)):
         return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     if isinstance(value, np.generic) and value.ndim == 0:
         return value.item()
     hint = " (store arrays as tensors, not metadata)" if hasattr(value, "shape") else ""
