@@ -190,6 +190,7 @@ def run_backward(roots, grad_roots, retain_graph=False, create_graph=False, inpu
     """
     # 1. Count, for every tensor in the graph, how many edges lead into it.
     pending: dict[int, int] = {}
+    # BEGIN SOLUTION lesson01 count each tensor's consumers into pending, with a stack
     stack = [r for r in roots]
     seen = {id(r) for r in roots}
     while stack:
@@ -205,6 +206,7 @@ def run_backward(roots, grad_roots, retain_graph=False, create_graph=False, inpu
             if k not in seen:
                 seen.add(k)
                 stack.append(x)
+    # END SOLUTION
 
     want = None if inputs is None else {id(x): i for i, x in enumerate(inputs)}
     results = [None] * (0 if inputs is None else len(inputs))
@@ -259,8 +261,10 @@ def run_backward(roots, grad_roots, retain_graph=False, create_graph=False, inpu
                     continue
                 if dx is not None:
                     dx = _as_grad(dx, x, fn, i)
+                    # BEGIN SOLUTION lesson01 sum rule: add dx into grads[id(x)], never in place
                     prev = grads.get(id(x))
                     grads[id(x)] = dx if prev is None else prev + dx  # never in place
+                    # END SOLUTION
             _release(ctx.inputs, pending, ready)
     return tuple(results) if inputs is not None else None
 
@@ -285,6 +289,7 @@ def _accumulate(t: Tensor, g: Tensor, create_graph: bool, claimed: set) -> None:
 
 def _release(inputs, pending, ready) -> None:
     """One consumer of each input is done; an input whose consumers are all done is ready."""
+    # BEGIN SOLUTION lesson01 one consumer of each input is done; append those with none left
     for x in inputs:
         if x is None or not x.requires_grad:
             continue
@@ -292,6 +297,7 @@ def _release(inputs, pending, ready) -> None:
         pending[k] -= 1
         if pending[k] == 0:
             ready.append(x)
+    # END SOLUTION
 
 
 def _seed(outputs, grad_outputs, who: str):

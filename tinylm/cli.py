@@ -1,5 +1,8 @@
 """The ``tinylm`` command.
 
+``tinylm train | generate | eval`` live in ``cli_train.py``, ``tinylm course`` in
+``course/cli.py``.
+
 ``tinylm gradcheck`` runs the op-registry sweep (gradcheck and gradgradcheck in
 float64, the error inputs, contiguous-vs-strided agreement) over every
 registered op and prints one table line per op. Exit status 1 on any failure.
@@ -10,6 +13,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+
+from .cli_train import add_train_parsers
+from .course.cli import add_course_parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``tinylm train: error: ... (see tinylm train -h)``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
 def _gradcheck(args) -> int:
@@ -58,7 +71,7 @@ def _gradcheck(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="tinylm",
         description="tinylm: a from-scratch deep-learning package for learning how language "
         "models work.",
@@ -79,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-failures", type=int, default=5, metavar="N",
                    help="failures printed per op (default 5)")
     g.set_defaults(func=_gradcheck)
+    add_course_parser(sub)
+    add_train_parsers(sub)
     return p
 
 

@@ -10,6 +10,7 @@ derivatives work (``gradgradcheck``). See lessons/03_embeddings.py.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -29,12 +30,14 @@ from ..ops import (
     transpose,
 )
 from ..tensor import Tensor, is_grad_enabled
+from .attention import scaled_dot_product_attention
 from .losses import cross_entropy, mse_loss, nll_loss
 
 __all__ = [
     "linear", "embedding", "dropout", "layer_norm", "rms_norm",
     "relu", "gelu", "tanh", "sigmoid", "softmax", "log_softmax",
     "cross_entropy", "nll_loss", "mse_loss",
+    "scaled_dot_product_attention",
 ]  # fmt: skip
 
 
@@ -64,18 +67,22 @@ class LinearFn(Function):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        y = x @ w.T  # (..., out)
+        # one (N, in) @ (in, out) product: NumPy would run one small matmul per batch entry
+        # of a (B, T, in) input
+        n = math.prod(x.shape[:-1])
+        y = (x.reshape(n, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + (w.shape[0],))
         return y + b if b is not None else y
 
     @staticmethod
     def backward(ctx, dy):
         x, w = ctx.saved_tensors
         need = ctx.needs_input_grad
-        dx = matmul(dy, w) if need[0] else None  # (..., out) @ (out, in) -> (..., in)
-        dw = db = None
+        dx = dw = db = None
+        n = math.prod(dy.shape[:-1])
+        dy2 = reshape(dy, n, w.shape[0])  # (N, out)
+        if need[0]:
+            dx = reshape(matmul(dy2, w), *x.shape)  # (N, out) @ (out, in) -> (..., in)
         if need[1] or need[2]:
-            n = int(np.prod(dy.shape[:-1], dtype=np.int64))
-            dy2 = reshape(dy, n, w.shape[0])  # (N, out)
             if need[1]:
                 dw = matmul(transpose(dy2, 0, 1), reshape(x, n, w.shape[1]))  # (out, in)
             if need[2]:
@@ -138,7 +145,9 @@ class EmbeddingFn(Function):
     @staticmethod
     def forward(ctx, ids, w, padding_idx):
         ctx.ids, ctx.num_embeddings, ctx.padding_idx = ids, w.shape[0], padding_idx
+        # BEGIN SOLUTION lesson03 embedding forward: the rows of w at ids, shape (..., C)
         return backend.xp_of(w).take(w, ids, axis=0)  # (..., C)
+        # END SOLUTION
 
     @staticmethod
     def backward(ctx, dy):
@@ -160,11 +169,13 @@ class EmbeddingGradFn(Function):
     @staticmethod
     def forward(ctx, dy, ids, num_embeddings, padding_idx):
         ctx.ids, ctx.padding_idx = ids, padding_idx
+        # BEGIN SOLUTION lesson03 embedding backward: dW_v = sum of dy_p over ids_p = v; pad row 0
         rows = dy.reshape(ids.size, dy.shape[-1])  # (N, C)
         dw = _scatter_add_rows(num_embeddings, ids.reshape(-1), rows)  # (V, C)
         if padding_idx is not None:
             dw[padding_idx] = 0  # the padding row never learns
         return dw
+        # END SOLUTION
 
     @staticmethod
     def backward(ctx, g):

@@ -208,6 +208,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if target.dtype.kind == "f":
         return _soft_cross_entropy(input, target, w, ignore_index, reduction, eps, cdim)
 
+    # BEGIN SOLUTION lesson04 cross-entropy of class ids: -log p_y, smoothing, ignore_index
     logp = log_softmax(input, dim=cdim)  # (N, C, d1, ...)
     loss, mask, counted_all, total = _nll_terms(op, logp, target, w, ignore_index, cdim)
     if eps > 0:  # mix in the uniform distribution: (eps / C) sum_c -w_c log p_c
@@ -216,6 +217,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if not counted_all:
         loss = where(Tensor._wrap(mask), loss, 0.0)  # ignored targets: 0, with zero gradient
     return _reduce(loss, reduction, total)
+    # END SOLUTION
 
 
 def _soft_cross_entropy(input, target, w, ignore_index, reduction, eps, cdim) -> Tensor:
@@ -237,9 +239,11 @@ def _soft_cross_entropy(input, target, w, ignore_index, reduction, eps, cdim) ->
     q = target if eps == 0 else target * (1.0 - eps) + eps / c  # smoothed distribution
     if w is not None:
         q = q * _class_weights(w, input.ndim, cdim)
+    # BEGIN SOLUTION lesson04 cross-entropy against class probabilities q: -sum_c q_c log p_c
     logp = log_softmax(input, dim=cdim)
     loss = -(logp * q).sum(dim=cdim)  # (N, d1, ...)
     return _reduce(loss, reduction, loss.numel())  # mean over rows: N d1 ...
+    # END SOLUTION
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,

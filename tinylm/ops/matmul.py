@@ -38,12 +38,14 @@ class MatMul(Function):
         else:
             dy2 = dy
         da = db = None
+        # BEGIN SOLUTION lesson02 dA = dY B^T and dB = A^T dY, summed over broadcast batch dims
         if ctx.needs_input_grad[0]:
             da = unbroadcast(matmul(dy2, transpose(b2, -1, -2)), a2.shape)
             da = reshape(da, *a.shape) if a.ndim == 1 else da
         if ctx.needs_input_grad[1]:
             db = unbroadcast(matmul(transpose(a2, -1, -2), dy2), b2.shape)
             db = reshape(db, *b.shape) if b.ndim == 1 else db
+        # END SOLUTION
         return da, db
 
 
