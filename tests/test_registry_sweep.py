@@ -23,19 +23,19 @@ from tinylm.testing.sweep import (
     check_reference,
 )
 
-pytestmark = pytest.mark.lesson02
+# every case is marked with the lesson that introduces its op (OpInfo.lesson)
+CASES = [pytest.param(info, s, marks=getattr(pytest.mark, info.lesson),
+                      id=f"{info.name}-{k}-{s.describe()}")
+         for info in op_db for k, s in enumerate(info.sample_inputs())]
+OPS = [pytest.param(info, marks=getattr(pytest.mark, info.lesson), id=info.name) for info in op_db]
 
-CASES = [(info, s) for info in op_db for s in info.sample_inputs()]
-IDS = [f"{info.name}-{k}-{s.describe()}"
-       for info in op_db for k, s in enumerate(info.sample_inputs())]
 
-
-@pytest.mark.parametrize(("info", "sample"), CASES, ids=IDS)
+@pytest.mark.parametrize(("info", "sample"), CASES)
 def test_forward_matches_reference(info, sample):
     check_reference(info, sample)
 
 
-@pytest.mark.parametrize(("info", "sample"), CASES, ids=IDS)
+@pytest.mark.parametrize(("info", "sample"), CASES)
 def test_gradcheck(info, sample):
     # check_gradient raises GradcheckError on a mismatch; the errors it reports must be
     # real numbers (a NaN would mean a comparison silently skipped)
@@ -44,17 +44,17 @@ def test_gradcheck(info, sample):
     assert used < 1.0  # the same verdict, recomputed from the reported Jacobians
 
 
-@pytest.mark.parametrize(("info", "sample"), CASES, ids=IDS)
+@pytest.mark.parametrize(("info", "sample"), CASES)
 def test_gradgradcheck(info, sample):
     check_gradgrad(info, sample)
 
 
-@pytest.mark.parametrize(("info", "sample"), CASES, ids=IDS)
+@pytest.mark.parametrize(("info", "sample"), CASES)
 def test_contiguous_and_strided_agree(info, sample):
     check_layouts(info, sample)
 
 
-@pytest.mark.parametrize("info", op_db, ids=[i.name for i in op_db])
+@pytest.mark.parametrize("info", OPS)
 def test_error_inputs(info):
     check_errors(info)
 
@@ -100,7 +100,7 @@ def test_every_function_class_is_exercised_by_the_registry():
     """Walk the forward graph of every sample and the graph of its gradient (built with
     create_graph=True, so backward-only Functions such as IndexAdd show up too)."""
     used = set()
-    for info, sample in CASES:
+    for info, sample in (p.values for p in CASES):
         args = sample.tensors()
         y = info.op(*args, **sample.kwargs)
         ys = [y] if isinstance(y, tinylm.Tensor) else list(y)
