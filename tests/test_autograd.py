@@ -683,3 +683,14 @@ def test_forward_returning_an_int_for_grad_inputs_raises():
 
     with pytest.raises(TypeError, match="ToInt.*int64"):
         ToInt.apply(f64([1.0]))
+
+
+def test_a_tensor_listed_twice_as_an_output_is_one_node():
+    """grad([g, g], ...) seeds g twice and still reaches everything upstream of g."""
+    b = tinylm.tensor([0.5, -1.0], dtype=tinylm.float64, requires_grad=True)
+    g = (b * 3.0).tanh()
+    (db,) = tinylm.autograd.grad([g, g], [b], [tinylm.ones_like(g), tinylm.ones_like(g)])
+    want = 2 * 3.0 * (1 - np.tanh(3.0 * b.detach().numpy()) ** 2)
+    np.testing.assert_allclose(db.numpy(), want, rtol=1e-12)
+    b2 = tinylm.tensor([0.3, 0.1], dtype=tinylm.float64, requires_grad=True)
+    assert tinylm.gradgradcheck(lambda x, y: (x + y).tanh(), (b, b2))
