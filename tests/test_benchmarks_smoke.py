@@ -78,3 +78,30 @@ _NO_TORCH = (
     "import runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
     "runpy.run_path(sys.argv[0], run_name='__main__')"
 )
+
+
+# ----------------------------------------------------------------------------- lm_step.py
+
+LM_STEP = SCRIPT.parent / "lm_step.py"
+
+
+def test_lm_step_quick_lists_both_models(tmp_path):
+    """benchmarks/lm_step.py --quick runs and its table has a row for each model (no timing
+    is asserted)."""
+    out = tmp_path / "lm_step.json"
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    proc = subprocess.run(
+        [sys.executable, str(LM_STEP), "--quick", "--json", str(out)],
+        capture_output=True, text=True, encoding="utf-8", timeout=240, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| model |"))
+    for col in ("tinylm tok/s", "torch tok/s", "ratio tinylm/torch", "target"):
+        assert col in header
+    rows = _rows(proc.stdout)
+    assert {"lstm", "gpt"} <= set(rows), rows
+    assert "threads:" in proc.stdout and "CPUs" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert [r["model"] for r in doc["results"]] == ["lstm", "gpt"]
+    for r in doc["results"]:
+        assert r["tinylm"]["tok_s"] > 0
