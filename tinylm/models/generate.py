@@ -74,9 +74,11 @@ def next_token_probs(logits, temperature: float = 1.0, top_k: int | None = None,
     p = np.exp(z[order])  # (k,), p[0] = e^0 = 1
     p /= p.sum()
     if top_p is not None and top_p < 1.0:  # step 3
+        # BEGIN SOLUTION lesson10 top-p: keep the smallest most-probable prefix with mass >= p
         cum = np.cumsum(p)
         n = min(int(np.searchsorted(cum, top_p, side="left")) + 1, p.size)  # first cum >= p
         order, p = order[:n], p[:n] / p[:n].sum()
+        # END SOLUTION
     probs[order] = p
     return probs
 
