@@ -33,6 +33,23 @@ def one_line_error(err: str, *words: str) -> None:
         assert w in lines[0], (w, lines[0])
 
 
+TINY_ARGS = {"lstm": {"embed_dim": 8, "hidden_size": 32}, "gpt": {"d_model": 16, "n_layers": 1,
+                                                                  "n_heads": 2}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_presets():
+    """The presets with tiny models and short samples (the real ones take two minutes)."""
+    from tinylm.train import PRESETS, Preset
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("lstm", "gpt"):
+            p = PRESETS[name]
+            cfg = p.config.replace(model_args=TINY_ARGS[name], sample_tokens=40)
+            mp.setitem(PRESETS, name, Preset(name, p.description, cfg))
+        yield
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny run shared by the read-only tests below."""

@@ -69,6 +69,19 @@ def _float_in(low: float, high: float = math.inf, low_open: bool = False):
     return parse
 
 
+def _threads(args) -> None:
+    if args.threads:
+        from .train.threads import set_blas_threads
+
+        set_blas_threads(args.threads)
+
+
+def _add_threads(p) -> None:
+    p.add_argument("--threads", type=_int_at_least(0), default=1, metavar="N",
+                   help="BLAS threads (default 1: these small matrices gain little from "
+                   "more, and lose a lot when the machine is busy; 0: NumPy's default)")
+
+
 # --- train --------------------------------------------------------------------------------
 
 # command-line option -> TrainConfig field, for the options that change a preset
@@ -94,6 +107,7 @@ def _train(args) -> int:
             print(f"{p.name:6s} {p.description}; {c.steps} steps of {c.batch_size}x{c.seq_len} "
                   f"tokens, lr {c.lr:g}")
         return 0
+    _threads(args)
     given = {field: getattr(args, opt) for opt, field in _OVERRIDES.items()
              if getattr(args, opt) is not None}
     try:
@@ -159,6 +173,7 @@ def _generate(args) -> int:
     from .models import generate
     from .train import load_trained
 
+    _threads(args)
     try:
         run = load_trained(args.run, device=args.device)
         prompt = args.prompt
@@ -185,6 +200,7 @@ def _generate(args) -> int:
 def _eval(args) -> int:
     from .train import Trainer, find_checkpoint, saved_config
 
+    _threads(args)
     try:
         ckpt = find_checkpoint(args.run)
         config = saved_config(ckpt.parent) if ckpt.name == "checkpoint.safetensors" else None
@@ -241,6 +257,7 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--save-every", type=_int_at_least(1), metavar="N",
                    help="checkpoint every N steps (and at the end)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    _add_threads(t)
     t.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     t.set_defaults(func=_train)
 
@@ -264,6 +281,7 @@ def add_train_parsers(sub) -> None:
     g.add_argument("--num-samples", type=_int_at_least(1), default=1, metavar="N",
                    help="texts to generate (seeds S, S+1, ...)")
     g.add_argument("--device", default="cpu", metavar="cpu|cuda")
+    _add_threads(g)
     g.set_defaults(func=_generate)
 
     e = sub.add_parser(
@@ -272,4 +290,5 @@ def add_train_parsers(sub) -> None:
         "logged (the same numbers as the training log).")
     e.add_argument("run", metavar="DIR", help="a run folder (tinylm train --out DIR)")
     e.add_argument("--device", metavar="cpu|cuda")
+    _add_threads(e)
     e.set_defaults(func=_eval)
