@@ -6,11 +6,11 @@
     python benchmarks/presets.py --json out.json # also write every figure as JSON
 
 Each preset is trained exactly as `tinylm train --preset NAME` trains it (same config,
-seed 0, CPU, one BLAS thread), in this process, one after another; the sample is the first one `tinylm
-train` prints at the end (seed 0, the preset's prompt, temperature and length). The
-losses and samples are deterministic for a given machine and library versions; the
-times are not (they depend on the machine and on its load). The README's table "What to
-expect" and benchmarks/README.md come from a full run of this script.
+seed 0, CPU, one BLAS thread), in this process, one after another; the sample is the
+first one `tinylm train` prints at the end (seed 0, the preset's prompt, temperature and
+length). The losses and samples are deterministic for a given machine and library
+versions; the times are not (they depend on the machine and on its load). The README's
+table "What to expect" and benchmarks/README.md come from a full run of this script.
 """
 
 from __future__ import annotations

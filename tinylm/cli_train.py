@@ -13,6 +13,7 @@ Exit status: 0 done; 2 a bad argument, file or checkpoint (one line on stderr sa
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 
@@ -31,6 +32,21 @@ def _message(e: BaseException) -> str:
         return f"{e.strerror}: '{e.filename}'"
     text = str(e.args[0]) if len(e.args) == 1 else str(e)
     return " ".join(text.split()) or type(e).__name__
+
+
+def _ctrl_c_exits_130(command: str):
+    """Ctrl-C outside the training loop (setting up, sampling, evaluating): one line, 130.
+    (Inside the loop the Trainer saves first; ``_train`` reports that.)"""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(args) -> int:
+            try:
+                return fn(args)
+            except KeyboardInterrupt:
+                print(f"tinylm {command}: interrupted", file=sys.stderr)
+                return 130
+        return run
+    return wrap
 
 
 def _setup_errors():
@@ -150,7 +166,7 @@ def _train(args) -> int:
         for i, text in enumerate(trainer.sample()):
             print(f"--- {i + 1} ---")
             print(text.strip("\n"))
-        print(f"---\nmore: tinylm generate {out} --prompt \"Shall I\" --temperature 0.8")
+        print(f"---\nmore: tinylm generate {out} --max-new-tokens 500 --seed 1")
     return 0
 
 
@@ -198,16 +214,15 @@ def _generate(args) -> int:
 
 
 def _eval(args) -> int:
-    from .train import Trainer, find_checkpoint, saved_config
+    from .train import CHECKPOINT, Trainer, find_checkpoint, saved_config
 
     _threads(args)
     try:
         ckpt = find_checkpoint(args.run)
-        config = saved_config(ckpt.parent) if ckpt.name == "checkpoint.safetensors" else None
+        config = saved_config(ckpt.parent) if ckpt.name == CHECKPOINT else None
         if config is None:
-            return _fail("eval", f"'{ckpt}' is not a run's checkpoint.safetensors")
-        if args.device is not None:
-            config = config.replace(device=args.device)
+            return _fail("eval", f"'{ckpt}' is not a run's {CHECKPOINT}; give its run folder")
+        config = config.replace(device=args.device)
         trainer = Trainer(config, ckpt.parent, resume=True, quiet=True)
     except _setup_errors() as e:
         return _fail("eval", e)
@@ -259,7 +274,7 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     _add_threads(t)
     t.add_argument("--list-presets", action="store_true", help="list the presets and exit")
-    t.set_defaults(func=_train)
+    t.set_defaults(func=_ctrl_c_exits_130("train")(_train))
 
     g = sub.add_parser(
         "generate", help="sample text from a trained model",
@@ -282,13 +297,13 @@ def add_train_parsers(sub) -> None:
                    help="texts to generate (seeds S, S+1, ...)")
     g.add_argument("--device", default="cpu", metavar="cpu|cuda")
     _add_threads(g)
-    g.set_defaults(func=_generate)
+    g.set_defaults(func=_ctrl_c_exits_130("generate")(_generate))
 
     e = sub.add_parser(
         "eval", help="validation loss and perplexity of a trained model",
         description="Evaluate a run's checkpoint on the validation slice its training "
         "logged (the same numbers as the training log).")
     e.add_argument("run", metavar="DIR", help="a run folder (tinylm train --out DIR)")
-    e.add_argument("--device", metavar="cpu|cuda")
+    e.add_argument("--device", default="cpu", metavar="cpu|cuda")
     _add_threads(e)
-    e.set_defaults(func=_eval)
+    e.set_defaults(func=_ctrl_c_exits_130("eval")(_eval))

@@ -28,7 +28,8 @@ RESUME_OVERRIDABLE = frozenset({
 
 @dataclass
 class TrainConfig:
-    """One training run. Defaults are the ``"lstm"`` preset's (see ``presets.py``).
+    """One training run. The defaults are a plain starting point (an LSTM with
+    ``RNNLMConfig``'s sizes on the sonnets); the presets in ``presets.py`` are tuned.
 
     Data: ``corpus`` is a shipped name (``"sonnets"``, ``"names"``, ``"plays"``) or a path
     to a UTF-8 text file; its last ``val_fraction`` is validation (never trained on).

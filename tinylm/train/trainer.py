@@ -24,12 +24,9 @@ and raises :class:`TrainingInterrupted`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +44,9 @@ from ..tensor import Tensor, no_grad
 from .checkpoint import CHECKPOINT, LOSS_PLOT, decode_state, encode_state
 from .config import RESUME_OVERRIDABLE, TrainConfig
 from .data import RandomBatches, StreamBatches, prepare_corpus
+from .interrupt import StepGuard
 from .plot import save_loss_plot
+from .presets import DEFAULT_PRESET, get_preset
 
 __all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "train", "saved_config"]
 
@@ -117,13 +116,15 @@ def _train_config(ckpt, path) -> TrainConfig:
 class Trainer:
     """Builds a run (data, tokenizer, model, AdamW, schedule) and trains it.
 
+    ``config``: the run (None: the default preset, a small LSTM on the sonnets).
     ``out``: the run folder for checkpoints and the loss plot (None: keep nothing on
     disk). A fresh run refuses a folder that already holds a checkpoint unless
     ``overwrite``. ``resume=True`` continues the checkpoint in ``out``; ``config`` may
     then be None (the saved one) or differ from the saved one only in
     ``RESUME_OVERRIDABLE`` fields (more ``steps``, another ``eval_every``, ...).
     ``callbacks`` are called as ``cb(trainer)`` after every step. ``quiet``: no progress
-    bar, no log lines. Setting up raises ``ValueError``, ``FileNotFoundError``,
+    bar, no log lines. ``log``: where log lines go instead (default: printed, above the
+    progress bar). Setting up raises ``ValueError``, ``FileNotFoundError``,
     ``RuntimeError`` (device) or ``CheckpointError`` with a one-line message.
     """
 
@@ -139,13 +140,17 @@ class Trainer:
         if resume:
             if self.out is None:
                 raise ValueError("resume needs the run folder (out) to resume from")
-            saved = saved_config(self.out)  # raises when there is nothing to resume
+            if not ckpt_path.is_file():
+                raise FileNotFoundError(f"no checkpoint to resume in '{self.out}' (expected "
+                                        f"'{ckpt_path}')")
             ckpt = load_checkpoint(ckpt_path)
-            config = _merge_for_resume(saved, config)
+            config = _merge_for_resume(_train_config(ckpt, ckpt_path), config)
         elif ckpt_path is not None and ckpt_path.exists() and not overwrite:
             raise FileExistsError(f"'{self.out}' already holds a checkpoint: continue it with "
                                   "--resume, or pass --overwrite to start again")
-        self.config = cfg = (config if config is not None else TrainConfig()).validate()
+        if config is None:
+            config = get_preset(DEFAULT_PRESET)
+        self.config = cfg = config.validate()
         try:  # fail early, with one line, on a device that cannot work here
             zeros(1, device=cfg.device)
         except (RuntimeError, ValueError, ImportError) as e:
@@ -181,7 +186,7 @@ class Trainer:
             self._restore(ckpt_path, ckpt)
         elif self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
-        self._in_step = self._sigint_pending = self._hard_stop = False
+        self._guard = StepGuard()  # Ctrl-C waits for the step in flight
 
     @property
     def num_parameters(self) -> int:
@@ -274,13 +279,13 @@ class Trainer:
         self._bar = bar
         since_eval: list[float] = []
         try:
-            with self._sigint_deferred():
+            with self._guard.installed():
                 if self.step % cfg.eval_every == 0 and self.step > 0 and (
                         not self.val or self.val[-1][0] != self.step):
                     self._eval_and_log(since_eval, seconds, start_step)  # missed at a Ctrl-C
                 while self.step < cfg.steps:
                     t0 = time.perf_counter()
-                    with self._uninterruptible():
+                    with self._guard.step():
                         loss = self.train_step()
                     seconds += time.perf_counter() - t0
                     since_eval.append(loss)
@@ -298,7 +303,7 @@ class Trainer:
         except KeyboardInterrupt:
             bar.close()
             path = None
-            if self.out is not None and not self._hard_stop:
+            if self.out is not None and not self._guard.hard_stop:
                 path = self.save()
             raise TrainingInterrupted(self.step, path) from None
         finally:
@@ -331,44 +336,6 @@ class Trainer:
             self._bar.write(line, file=sys.stdout)
         else:
             print(line, flush=True)
-
-    # --- Ctrl-C: finish the step, then stop ------------------------------------------------
-
-    @contextlib.contextmanager
-    def _sigint_deferred(self):
-        """While training, a Ctrl-C that lands inside a step is held until the step ends
-        (so the saved state is a whole step); a second one inside the same step stops at
-        once, without saving. Only in the main thread, and only over Python's default
-        handler (someone else's handler is left alone)."""
-        if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-            yield
-            return
-
-        def handler(signum, frame):
-            if not self._in_step:
-                raise KeyboardInterrupt
-            if self._sigint_pending:
-                self._hard_stop = True
-                raise KeyboardInterrupt
-            self._sigint_pending = True
-
-        signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    @contextlib.contextmanager
-    def _uninterruptible(self):
-        self._in_step = True
-        try:
-            yield
-        finally:
-            self._in_step = False
-        if self._sigint_pending:
-            self._sigint_pending = False
-            raise KeyboardInterrupt
 
     # --- checkpoints ----------------------------------------------------------------------
 
