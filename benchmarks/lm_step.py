@@ -45,7 +45,6 @@ import argparse  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -57,6 +56,9 @@ from tinylm.models import GPTConfig, RNNLMConfig, build_model  # noqa: E402
 from tinylm.nn import functional as F  # noqa: E402
 from tinylm.optim import Adam  # noqa: E402
 from tinylm.train.threads import get_blas_threads, set_blas_threads  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/machine.py
+from machine import describe  # noqa: E402
 
 try:
     import torch
@@ -228,27 +230,7 @@ def time_steps(step: Callable[[int], float], warmup: int, timed: int) -> dict:
 
 
 def machine(threads: int) -> dict:
-    cpu = platform.processor()
-    if not cpu or cpu == platform.machine():  # Linux leaves processor() empty or "x86_64"
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpu = next(
-                    (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
-                )
-        except OSError:
-            pass
-    return {
-        "cpu": cpu or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "tinylm": tinylm.__version__,
-        "torch": None if torch is None else torch.__version__,
-        "threads": threads,
-        "blas_threads": get_blas_threads(),
-        "torch_threads": None if torch is None else torch.get_num_threads(),
-    }
+    return {**describe(torch), "threads": threads, "blas_threads": get_blas_threads()}
 
 
 def _fmt_tok(v: float | None) -> str:

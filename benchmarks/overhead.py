@@ -32,7 +32,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import timeit  # noqa: E402
@@ -42,6 +41,9 @@ from dataclasses import dataclass  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinylm  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/machine.py
+from machine import describe  # noqa: E402
 
 try:
     import torch
@@ -169,26 +171,7 @@ def run_case(case: Case, repeats: int, target_s: float, seed: int = 0) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    if not cpu or cpu == platform.machine():  # Linux leaves processor() empty or "x86_64"
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpu = next(
-                    (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
-                )
-        except OSError:
-            pass
-    return {
-        "cpu": cpu or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "tinylm": tinylm.__version__,
-        "torch": None if torch is None else torch.__version__,
-        "torch_threads": None if torch is None else torch.get_num_threads(),
-        "blas_threads_env": os.environ["OPENBLAS_NUM_THREADS"],
-    }
+    return {**describe(torch), "blas_threads_env": os.environ["OPENBLAS_NUM_THREADS"]}
 
 
 def _fmt(v: float | None) -> str:

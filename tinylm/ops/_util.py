@@ -92,6 +92,14 @@ def binary_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
     return a, b
 
 
+def broadcast_operands(op: str, a, b) -> tuple[Tensor, Tensor]:
+    """``binary_operands``, then a check that the two shapes broadcast."""
+    a, b = binary_operands(op, a, b)
+    if a.data.shape != b.data.shape:
+        check_broadcast(op, a.data.shape, b.data.shape)
+    return a, b
+
+
 def check_broadcast(op: str, sa: tuple, sb: tuple) -> None:
     """Raise naming both shapes when they do not broadcast."""
     for x, y in zip(reversed(sa), reversed(sb)):

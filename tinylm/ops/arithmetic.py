@@ -11,7 +11,7 @@ import numpy as np
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor
-from ._util import _SCALARS, binary_operands, check_broadcast, const
+from ._util import _SCALARS, broadcast_operands, const
 from .shape import unbroadcast
 
 
@@ -179,30 +179,22 @@ class Pow(Function):
 
 
 def add(a, b) -> Tensor:
-    a, b = binary_operands("add", a, b)
-    if a.shape != b.shape:
-        check_broadcast("add", a.shape, b.shape)
+    a, b = broadcast_operands("add", a, b)
     return Add.apply(a, b)
 
 
 def sub(a, b) -> Tensor:
-    a, b = binary_operands("sub", a, b)
-    if a.shape != b.shape:
-        check_broadcast("sub", a.shape, b.shape)
+    a, b = broadcast_operands("sub", a, b)
     return Sub.apply(a, b)
 
 
 def mul(a, b) -> Tensor:
-    a, b = binary_operands("mul", a, b)
-    if a.shape != b.shape:
-        check_broadcast("mul", a.shape, b.shape)
+    a, b = broadcast_operands("mul", a, b)
     return Mul.apply(a, b)
 
 
 def div(a, b) -> Tensor:
-    a, b = binary_operands("div", a, b)
-    if a.shape != b.shape:
-        check_broadcast("div", a.shape, b.shape)
+    a, b = broadcast_operands("div", a, b)
     if a.data.dtype.kind in "iub" and b.data.dtype.kind in "iub":
         raise TypeError(
             "div: both operands are integers; true division would silently change the dtype, "
@@ -228,9 +220,7 @@ def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
                 "convert with .float() first"
             )
         return PowScalar.apply(a, p=b)
-    a, b = binary_operands("pow", a, b)
-    if a.shape != b.shape:
-        check_broadcast("pow", a.shape, b.shape)
+    a, b = broadcast_operands("pow", a, b)
     return Pow.apply(a, b)
 
 
@@ -239,9 +229,7 @@ def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
 
 def _compare(name, fn):
     def compare(a, b) -> Tensor:
-        a, b = binary_operands(name, a, b)
-        if a.shape != b.shape:
-            check_broadcast(name, a.shape, b.shape)
+        a, b = broadcast_operands(name, a, b)
         y = fn(a.data, b.data)
         return const(y)
 

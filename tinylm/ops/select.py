@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor
-from ._util import as_tensor_like, binary_operands, check_broadcast, const
+from ._util import as_tensor_like, broadcast_operands, check_broadcast, const
 from .shape import unbroadcast
 
 
@@ -98,14 +98,12 @@ def _split_by_mask(dy, a, b, a_wins):
 
 
 def maximum(a, b) -> Tensor:
-    a, b = binary_operands("maximum", a, b)
-    check_broadcast("maximum", a.shape, b.shape)
+    a, b = broadcast_operands("maximum", a, b)
     return Maximum.apply(a, b)
 
 
 def minimum(a, b) -> Tensor:
-    a, b = binary_operands("minimum", a, b)
-    check_broadcast("minimum", a.shape, b.shape)
+    a, b = broadcast_operands("minimum", a, b)
     return Minimum.apply(a, b)
 
 
@@ -140,8 +138,7 @@ def where(condition, input, other) -> Tensor:  # noqa: A002 - PyTorch's names
         raise TypeError(f"where: condition must have dtype bool, got {condition.dtype}")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         raise TypeError("where: at least one of input and other must be a Tensor")
-    a, b = binary_operands("where", input, other)
-    check_broadcast("where", a.shape, b.shape)
+    a, b = broadcast_operands("where", input, other)
     check_broadcast("where", condition.shape, a.shape)
     check_broadcast("where", condition.shape, b.shape)
     return Where.apply(condition, a, b)
