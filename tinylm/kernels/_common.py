@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -10,7 +12,7 @@ import numpy as np
 from .. import kernels
 from ..backend import is_cupy_array
 
-__all__ = ["jit", "pjit", "use_numba", "use_cupy", "FASTMATH"]
+__all__ = ["jit", "pjit", "use_numba", "use_cupy", "FASTMATH", "BenchCase"]
 
 # error_model="numpy": x / 0 gives inf or nan as in NumPy, without the Python-style
 # ZeroDivisionError check that stops LLVM from vectorizing a loop with a division.
@@ -53,3 +55,24 @@ def use_numba(*arrays) -> bool:
 def use_cupy(*arrays) -> bool:
     """True when the CuPy kernels apply: kernels on, and every array on the GPU."""
     return kernels._enabled and all(is_cupy_array(a) for a in arrays)
+
+
+@dataclass
+class BenchCase:
+    """One row of the kernel table (``tinylm bench``, benchmarks/kernels.py).
+
+    Every kernel module has ``bench_cases(quick: bool) -> list[BenchCase]``; each case's
+    callables run the whole operation once on inputs the module built beforehand (same
+    inputs for all three), so the table compares like with like. ``target`` is the goal
+    for ``numpy time / kernel time`` (or ``torch time / kernel time`` when
+    ``target_vs == "torch"``), from the fast-paths issue; None when there is none.
+    """
+
+    name: str  # "embedding backward"
+    size: str  # "50k x 128, 2048 ids"
+    kernel: Callable[[], object]
+    numpy: Callable[[], object]  # the plain NumPy expression the kernel replaces
+    numpy_label: str  # how that expression is written, e.g. "np.add.at"
+    torch: Callable[[], object] | None = None  # PyTorch CPU doing the same, when installed
+    target: float | None = None
+    target_vs: str = "numpy"

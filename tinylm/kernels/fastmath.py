@@ -14,8 +14,9 @@ two factors so that results below 2^-126 come out as the subnormals NumPy gives.
 
 tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|)) with the sign of x: through expm1, not
 (1 - e^{-2|x|}) / (1 + e^{-2|x|}), so small x keep their relative accuracy (tanh(1e-5)
-would otherwise lose every digit to cancellation). sigmoid(x) = 1 / (1 + e^{-x}) for x >= 0 and e^x / (1 + e^x) below,
-which keeps the tiny values of very negative x that 1 / (1 + e^{-x}) rounds to zero.
+would otherwise lose every digit to cancellation). sigmoid(x) = 1 / (1 + e^{-x}) for
+x >= 0 and e^x / (1 + e^x) below, which keeps the tiny values of very negative x that
+1 / (1 + e^{-x}) rounds to zero.
 
 float64 inputs use ``math.exp``/``math.tanh``: the float64 path is the one gradient checks
 use, and there accuracy beats speed. Tested against NumPy over every float32 exponent
