@@ -19,6 +19,7 @@ from tinylm.testing.sweep import (
     check_errors,
     check_gradgrad,
     check_gradient,
+    check_kernels,
     check_layouts,
     check_reference,
 )
@@ -52,6 +53,11 @@ def test_gradgradcheck(info, sample):
 @pytest.mark.parametrize(("info", "sample"), CASES)
 def test_contiguous_and_strided_agree(info, sample):
     check_layouts(info, sample)
+
+
+@pytest.mark.parametrize(("info", "sample"), CASES)
+def test_kernels_match_reference(info, sample):
+    check_kernels(info, sample)
 
 
 @pytest.mark.parametrize("info", OPS)

@@ -7,7 +7,7 @@
 tensor([2., 4., 6.])
 """
 
-from . import autograd, cuda, data, models, nn, ops, optim
+from . import autograd, cuda, data, kernels, models, nn, ops, optim
 from .backend import Device
 from .creation import (
     arange,

@@ -125,6 +125,58 @@ def check_errors(info: OpInfo) -> int:
     return len(info.errors())
 
 
+def _forward_backward(info: OpInfo, sample: SampleInput) -> tuple[list, list]:
+    """The outputs, and the gradients of the inputs for a fixed random output gradient
+    (seeded: two calls see the same one), as NumPy arrays."""
+    args, ys = _call(info, sample)
+    rng = np.random.default_rng(7)
+    live = [y for y in ys if y.requires_grad]
+    gs = [Tensor._wrap(backend.xp_of(y.data).asarray(rng.standard_normal(y.shape), y.dtype))
+          for y in live]
+    grads = []
+    if live:
+        from ..autograd import backward
+
+        backward(live, gs)
+        grads = [backend.to_numpy(a.grad.data) if a.grad is not None else None
+                 for a in args if isinstance(a, Tensor) and a.requires_grad]
+    return [backend.to_numpy(y.data) for y in ys], grads
+
+
+# The fused kernels against the plain reference code. float64: both compute the same
+# formula, but a kernel may fuse a multiply-add (one rounding instead of two) or sum a row
+# in another order, so they agree to a few ulps of the largest value involved, as above.
+# float32: the kernels' exp/tanh/sigmoid are within 3 ulp of NumPy's and a fused op
+# chains a handful of such steps, so ~20 ulp (2.4e-6) relative, 1e-6 absolute for
+# entries that cancel to near zero.
+KERNEL_TOL = {np.dtype(np.float64): (1e-12, 1e-12), np.dtype(np.float32): (2.4e-6, 1e-6)}
+
+
+def check_kernels(info: OpInfo, sample: SampleInput) -> None:
+    """With the fused kernels on (the default) and off (``tinylm.kernels.reference()``),
+    the outputs and the gradients agree (KERNEL_TOL). Ops without a kernel compute the
+    same thing twice, which also catches a kernel switched on for an op it misreads."""
+    from .. import kernels
+
+    with kernels.reference():
+        ref = _forward_backward(info, sample)
+    if not kernels.enabled():  # TINYLM_KERNELS=reference: nothing to compare against
+        return
+    got = _forward_backward(info, sample)
+    for k, (a, b) in enumerate(zip(got[0] + got[1], ref[0] + ref[1])):
+        if a is None or b is None:
+            assert a is None and b is None, f"{info.name}: a gradient is missing on one side"
+            continue
+        assert a.dtype == b.dtype and a.shape == b.shape, (
+            f"{info.name} [{sample.describe()}]: kernel gives {a.dtype}{a.shape}, "
+            f"the reference {b.dtype}{b.shape}")
+        rtol, atol = KERNEL_TOL.get(a.dtype, (0.0, 0.0))
+        np.testing.assert_allclose(
+            a, b, rtol=rtol, atol=atol, equal_nan=True,
+            err_msg=f"{info.name} [{sample.describe()}]: the fused kernel and the reference "
+            f"disagree ({'output' if k < len(got[0]) else 'gradient'} {k})")
+
+
 def check_layouts(info: OpInfo, sample: SampleInput) -> None:
     """Contiguous and non-contiguous (strided, transposed) inputs holding the same values
     give the same outputs and the same gradients."""
@@ -136,20 +188,7 @@ def check_layouts(info: OpInfo, sample: SampleInput) -> None:
         SampleInput(tuple(strided(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f"
                           else a for a in sample.args), sample.kwargs, nondiff=sample.nondiff),
     ]
-    results = []
-    for v in variants:
-        args, ys = _call(info, v)
-        rng = np.random.default_rng(7)
-        live = [y for y in ys if y.requires_grad]
-        gs = [Tensor._wrap(rng.standard_normal(y.shape).astype(y.dtype)) for y in live]
-        grads = []
-        if live:
-            from ..autograd import backward
-
-            backward(live, gs)
-            grads = [backend.to_numpy(a.grad.data) if a.grad is not None else None
-                     for a in args if isinstance(a, Tensor) and a.requires_grad]
-        results.append(([backend.to_numpy(y.data) for y in ys], grads))
+    results = [_forward_backward(info, v) for v in variants]
     (y0, g0), (y1, g1) = results
     for k, (a, b) in enumerate(zip(y0 + g0, y1 + g1)):
         if a is None or b is None:
@@ -183,7 +222,8 @@ def sweep_op(info: OpInfo, gradgrad: bool = True) -> OpResult:
     res = OpResult(info.name)
     for sample in info.sample_inputs():
         res.samples += 1
-        for check in (check_reference, check_gradient, check_gradgrad, check_layouts):
+        for check in (check_reference, check_gradient, check_gradgrad, check_layouts,
+                      check_kernels):
             if check is check_gradgrad and not gradgrad:
                 continue
             try:
