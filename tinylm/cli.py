@@ -3,6 +3,9 @@
 ``tinylm train | generate | eval`` live in ``cli_train.py``, ``tinylm course`` in
 ``course/cli.py``.
 
+``tinylm bench`` (``bench/``) times training steps, kernels, per-op overhead and start-up
+against NumPy and PyTorch, and prints which speed targets are met.
+
 ``tinylm gradcheck`` runs the op-registry sweep (gradcheck and gradgradcheck in
 float64, the error inputs, contiguous-vs-strided agreement) over every
 registered op and prints one table line per op. Exit status 1 on any failure.
@@ -70,6 +73,12 @@ def _gradcheck(args) -> int:
     return 1 if failed else 0
 
 
+def _bench(args) -> int:
+    from .bench import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="tinylm",
@@ -92,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-failures", type=int, default=5, metavar="N",
                    help="failures printed per op (default 5)")
     g.set_defaults(func=_gradcheck)
+    from .bench import add_arguments as add_bench_arguments
+
+    b = sub.add_parser(
+        "bench",
+        help="speed against NumPy and PyTorch: training steps, kernels, overhead, start-up",
+        description="Time, in one run: training-step tokens/s of the char-LSTM LM and the tiny "
+        "GPT with the kernels on and off and against PyTorch CPU (when installed); each fused "
+        "kernel against NumPy; per-op overhead; import and first step with a cold and a warm "
+        "Numba cache. Ends with a table of the speed targets, met or not. Progress goes to "
+        "stderr, the report to stdout.",
+    )
+    add_bench_arguments(b)
+    b.set_defaults(func=_bench)
     add_course_parser(sub)
     add_train_parsers(sub)
     return p

@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend, random
+from .. import backend, kernels, random
 from ..autograd import Function
 from ..ops import (
     gelu,
@@ -39,6 +39,16 @@ __all__ = [
     "cross_entropy", "nll_loss", "mse_loss",
     "scaled_dot_product_attention",
 ]  # fmt: skip
+
+
+def _use_kernels(*arrays) -> bool:
+    """True when the Numba kernels apply to these arrays (tinylm/kernels); Numba is
+    imported only here, on the first call with the kernels on."""
+    if not kernels.enabled():
+        return False
+    from ..kernels._common import use_numba
+
+    return use_numba(*arrays)
 
 
 def _dtype_check(op: str, x: Tensor, **others) -> None:
@@ -169,6 +179,11 @@ class EmbeddingGradFn(Function):
     @staticmethod
     def forward(ctx, dy, ids, num_embeddings, padding_idx):
         ctx.ids, ctx.padding_idx = ids, padding_idx
+        if _use_kernels(dy):  # the same sum as a serial Numba loop (tinylm/kernels/embedding.py)
+            from ..kernels.embedding import scatter_add_rows
+
+            rows = dy.reshape(ids.size, dy.shape[-1])  # (N, C)
+            return scatter_add_rows(num_embeddings, ids.reshape(-1), rows, padding_idx)
         # BEGIN SOLUTION lesson03 embedding backward: dW_v = sum of dy_p over ids_p = v; pad row 0
         rows = dy.reshape(ids.size, dy.shape[-1])  # (N, C)
         dw = _scatter_add_rows(num_embeddings, ids.reshape(-1), rows)  # (V, C)
@@ -291,17 +306,26 @@ class LayerNormFn(Function):
     Shapes:   x (..., *S), w (*S), b (*S) -> y (..., *S),   D = prod(S)
     Saves:    x, w;  \hat x and r as arrays for a plain backward (recomputed from x
               with Tensor ops when a graph of the gradient is being built)
+    Kernel:   on NumPy float32/float64, forward and plain backward run row by row in Numba
+              (tinylm/kernels/layernorm.py), which saves the mean and r instead of \hat x
     """
 
     @staticmethod
     def forward(ctx, x, w, b, k, eps):
         dims = tuple(range(x.ndim - k, x.ndim))
         ctx.dims, ctx.batch, ctx.eps = dims, tuple(range(x.ndim - k)), eps
+        ctx.save_for_backward(*((x,) if w is None else (x, w)))
+        if _use_kernels(x, *(t for t in (w, b) if t is not None)):
+            from ..kernels.layernorm import layer_norm_forward
+
+            y, ctx.mean, ctx.r = layer_norm_forward(x, w, b, k, eps)
+            ctx.xhat = None  # the kernel's backward recomputes it from x, mean and r
+            return y
+        ctx.mean = None
         xc = x - x.mean(axis=dims, keepdims=True)
         r = 1.0 / backend.xp_of(x).sqrt((xc * xc).mean(axis=dims, keepdims=True) + eps)
         xhat = xc * r
         ctx.xhat, ctx.r = xhat, r
-        ctx.save_for_backward(*((x,) if w is None else (x, w)))
         y = xhat * w if w is not None else xhat
         return y + b if b is not None else y
 
@@ -309,13 +333,23 @@ class LayerNormFn(Function):
     def backward(ctx, dy):
         x, *w = ctx.saved_tensors
         dims = ctx.dims
+        need = ctx.needs_input_grad
+        if (not is_grad_enabled() and ctx.mean is not None
+                and _use_kernels(dy.data, x.data, *(t.data for t in w))):
+            from ..kernels.layernorm import layer_norm_backward
+
+            dx, dw, db = layer_norm_backward(dy.data, x.data, w[0].data if w else None,
+                                             ctx.mean, ctx.r, len(dims), need[1], need[2])
+            return dx if need[0] else None, dw, db
         if is_grad_enabled():  # create_graph: xhat and r as functions of x
             xc = x - x.mean(dim=dims, keepdim=True)
             r = 1.0 / sqrt((xc * xc).mean(dim=dims, keepdim=True) + ctx.eps)
             xhat = xc * r
+        elif ctx.xhat is None:  # the kernel ran forward, but not now (kernels switched off)
+            xhat = Tensor._wrap((x.data - ctx.mean) * ctx.r)
+            r = Tensor._wrap(ctx.r)
         else:
             xhat, r = Tensor._wrap(ctx.xhat), Tensor._wrap(ctx.r)
-        need = ctx.needs_input_grad
         dx = dw = db = None
         if need[0]:
             g = dy * w[0] if w else dy

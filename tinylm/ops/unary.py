@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..autograd import Function
 from ..backend import xp_of
-from ..tensor import Tensor
+from ..tensor import Tensor, is_grad_enabled
 from ._util import const
+
+
+def _use_kernels(*arrays) -> bool:
+    """True when the Numba kernels apply to these arrays (tinylm/kernels); Numba is
+    imported only here, on the first call with the kernels on."""
+    if not kernels.enabled():
+        return False
+    from ..kernels._common import use_numba
+
+    return use_numba(*arrays)
 
 
 def _float_only(op: str, x: Tensor) -> None:
@@ -192,12 +203,17 @@ class Gelu(Function):
     Forward (tanh): y = x (1 + \tanh u) / 2,  u = \sqrt{2/\pi} (x + 0.044715 x^3)
     Backward:       dx = dy ((1 + t)/2 + x (1 - t^2) \sqrt{2/\pi} (1 + 3 \cdot 0.044715 x^2) / 2)
     Saves:          x
+    Kernel:         one pass each way on NumPy float32/float64 (tinylm/kernels/gelu.py)
     """
 
     @staticmethod
     def forward(ctx, x, approximate):
         ctx.approximate = approximate
         ctx.save_for_backward(x)
+        if _use_kernels(x):
+            from ..kernels.gelu import gelu_forward
+
+            return gelu_forward(x, approximate)
         xp = xp_of(x)
         if approximate == "tanh":
             u = _TANH_C * (x + _TANH_K * x * x * x)
@@ -209,6 +225,10 @@ class Gelu(Function):
     @staticmethod
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
+        if not is_grad_enabled() and _use_kernels(x.data, dy.data):  # not under create_graph
+            from ..kernels.gelu import gelu_backward
+
+            return gelu_backward(x.data, dy.data, ctx.approximate)
         if ctx.approximate == "tanh":
             t = tanh((x + x * x * x * _TANH_K) * _TANH_C)
             du = (x * x * (3.0 * _TANH_K) + 1.0) * _TANH_C

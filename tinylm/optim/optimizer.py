@@ -121,7 +121,8 @@ class Optimizer:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given.
 
         The loop is in Python, one parameter at a time; each ``_update`` is a few whole-array
-        in-place expressions. A fused kernel over all parameters comes later (issue 6).
+        in-place expressions, or, for NumPy float32/float64 parameters with the kernels on,
+        one Numba pass over the parameter that gives the same bits (tinylm/kernels/optim.py).
         """
         loss = None
         if closure is not None:

@@ -31,6 +31,25 @@ __all__ = ["RegistryCase", "registry_cases"]
 
 MARKER = "tinylm_registry"
 FIXTURE = "tinylm_sample"
+KERNELS_LESSON = "lesson11"  # the lesson about the fused kernels: its tests keep them on
+
+
+@pytest.fixture(autouse=True)
+def _tinylm_lessons_grade_the_reference(request):
+    """A test marked with a lesson (``lesson01`` .. ``lesson10``) grades the code that
+    lesson teaches: the plain reference, including a student's solution blocks. So it
+    runs with the fused kernels off (``tinylm.kernels.reference()``), which would
+    otherwise compute the LSTM cell or the Adam step without calling that code at all.
+    The kernels are checked against the same reference by their own tests (lesson 11
+    and ``tests/test_kernels_*.py``)."""
+    lessons = {m.name for m in request.node.iter_markers() if m.name.startswith("lesson")}
+    if not lessons or KERNELS_LESSON in lessons:
+        yield
+        return
+    from .. import kernels
+
+    with kernels.reference():
+        yield
 
 
 class RegistryCase:

@@ -153,16 +153,19 @@ KERNEL_TOL = {np.dtype(np.float64): (1e-12, 1e-12), np.dtype(np.float32): (2.4e-
 
 
 def check_kernels(info: OpInfo, sample: SampleInput) -> None:
-    """With the fused kernels on (the default) and off (``tinylm.kernels.reference()``),
-    the outputs and the gradients agree (KERNEL_TOL). Ops without a kernel compute the
-    same thing twice, which also catches a kernel switched on for an op it misreads."""
+    """With the fused kernels on and off (``tinylm.kernels.reference()``), the outputs and
+    the gradients agree (KERNEL_TOL). The kernels are switched on for the check whatever
+    the current setting (a lesson's tests run with them off). Ops without a kernel compute
+    the same thing twice, which also catches a kernel switched on for an op it misreads."""
     from .. import kernels
 
     with kernels.reference():
         ref = _forward_backward(info, sample)
-    if not kernels.enabled():  # TINYLM_KERNELS=reference: nothing to compare against
-        return
-    got = _forward_backward(info, sample)
+    old = kernels.set_enabled(True)
+    try:
+        got = _forward_backward(info, sample)
+    finally:
+        kernels.set_enabled(old)
     for k, (a, b) in enumerate(zip(got[0] + got[1], ref[0] + ref[1])):
         if a is None or b is None:
             assert a is None and b is None, f"{info.name}: a gradient is missing on one side"
