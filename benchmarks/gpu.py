@@ -157,6 +157,9 @@ def machine() -> dict:
         "cuda_driver": _query(lambda: rt.driverGetVersion()),
         "torch_cuda": getattr(getattr(torch, "version", None), "cuda", None),
         "torch_gpu": _query(lambda: torch.cuda.get_device_name(0)) if torch_cuda() else None,
+        # TF32 would let PyTorch's float32 matmuls / cuDNN LSTM round inputs to 10 bits
+        "torch_tf32_matmul": _query(lambda: torch.backends.cuda.matmul.allow_tf32),
+        "torch_tf32_cudnn": _query(lambda: torch.backends.cudnn.allow_tf32),
     })  # fmt: skip
     return info
 
@@ -216,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{info['numpy']}, tinylm {info['tinylm']}, torch {info['torch'] or 'not installed'}"
           f" (CUDA {info['torch_cuda'] or DASH})")
     print(f"float32, B={B}, T={T}, Adam lr=1e-3; {warmup} warmup + median of {steps} "
-          "synchronized steps per model")
+          "synchronized steps per model; torch TF32 matmul "
+          f"{info['torch_tf32_matmul']}, cuDNN {info['torch_tf32_cudnn']}")
     print(flush=True)
 
     def tl_sync():

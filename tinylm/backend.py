@@ -89,17 +89,33 @@ def xp_for(device: Device):
     return np if device.type == "cpu" else cupy()
 
 
+_CUDA_DEVICES: dict[int, Device] = {}  # one Device per GPU index: device_of is on hot paths
+
+
 def device_of(a) -> Device:
     if is_cupy_array(a):
-        return Device(f"cuda:{a.device.id}")
+        i = a.device.id
+        d = _CUDA_DEVICES.get(i)
+        if d is None:
+            d = _CUDA_DEVICES[i] = Device(f"cuda:{i}")
+        return d
     return CPU
 
 
 def to_device(a, device: Device):
-    """Move array ``a`` to ``device`` (a no-op when it is already there)."""
+    """Move array ``a`` to ``device`` (a no-op when it is already there).
+
+    Host to GPU and GPU to host copy; an array on another GPU is copied across (CuPy's
+    ``asarray`` alone would hand back the array on its old GPU).
+    """
     if device.type == "cpu":
         return a.get() if is_cupy_array(a) else a
     cp = cupy()
+    if is_cupy_array(a):
+        if a.device.id == device.index:
+            return a
+        with cp.cuda.Device(device.index):
+            return cp.array(a, copy=True)
     with cp.cuda.Device(device.index):
         return cp.asarray(a)
 
@@ -107,6 +123,60 @@ def to_device(a, device: Device):
 def to_numpy(a) -> np.ndarray:
     """A NumPy array, copied from the GPU when needed."""
     return a.get() if is_cupy_array(a) else np.asarray(a)
+
+
+def check_same_device(op: str, **arrays) -> None:
+    """Raise naming each array's device when they are not all on one device.
+
+    ``check_same_device("linear", input=x, weight=w, bias=b)`` with backend arrays (or
+    None, skipped). NumPy and CuPy would otherwise fail with a TypeError about implicit
+    conversion that names neither the op nor the devices.
+    """
+    first = None
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        d = device_of(a)
+        if first is None:
+            first = (name, d)
+        elif d != first[1]:
+            raise RuntimeError(
+                f"{op}: {first[0]} is on {first[1]}, {name} is on {d}; "
+                "move one with .to(device)"
+            )
+
+
+def scatter_add(out, key, values) -> None:
+    """``out[key] += values`` in place, where repeated indices in ``key`` all add
+    (``np.add.at``); on the GPU ``cupy.add.at`` (CuPy >= 13), else ``cupyx.scatter_add``.
+
+    On the GPU the additions are atomic and run in no fixed order, so a float sum over
+    repeated indices may differ from the CPU's in the last bits from run to run.
+    """
+    if is_cupy_array(out):
+        cp = cupy()
+        add_at = getattr(cp.add, "at", None)
+        if add_at is not None:
+            add_at(out, key, values)
+        else:  # pragma: no cover - older CuPy
+            import cupyx  # noqa: PLC0415
+
+            cupyx.scatter_add(out, key, values)
+        return
+    np.add.at(out, key, values)
+
+
+def synchronize(device: Device | None = None) -> None:
+    """Wait until the GPU has finished all queued work (a no-op for the CPU): the
+    GPU runs kernels asynchronously, so a timer must synchronize before it reads."""
+    if device is not None and device.type == "cpu":
+        return
+    if _cupy is None:
+        return  # nothing can have been queued without CuPy
+    if device is None:
+        _cupy.cuda.Device().synchronize()
+    else:
+        _cupy.cuda.Device(device.index).synchronize()
 
 
 def cuda_is_available() -> bool:

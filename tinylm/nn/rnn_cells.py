@@ -30,12 +30,19 @@ followed by ``c_T`` as one ``(T + 1, B, H)`` array, which the layer splits.
 
 ``tap``: a callback from ``grad_tracking.py`` (``record_step_grads``) that receives the
 total gradient reaching each h_t (and c_t) as backward computes them; None normally.
+
+Fused kernels (``tinylm/kernels/rnn.py``): on CPU float32/float64 arrays, unless
+``TINYLM_KERNELS=reference``, each Function's forward runs a Numba kernel per step (the same
+math in one pass) and its backward an array-level BPTT with one kernel and one product per
+step. Under ``create_graph=True``, with a ``tap``, or with the kernels switched off before
+backward, the reference backward below runs instead, from the fused forward's buffers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
 from ..backend import xp_of
 from ..ops import cat, matmul, relu, reshape, sigmoid, stack, tanh, transpose, unstack
@@ -107,6 +114,29 @@ def _saved(ctx, n: int) -> tuple:
     return (*saved[:n], saved[n] if len(saved) > n else None)
 
 
+def _fused(ctx, run: str, *arrays, **params) -> bool:
+    """Run the forward with the fused kernels (``kernels/rnn.py``: class ``run``) when they
+    apply to these arrays; keep the run (its buffers) on ctx for backward."""
+    ctx.fused = None
+    if kernels.enabled() and kernels.rnn.applies(*arrays):  # imports Numba on first use
+        ctx.fused = getattr(kernels.rnn, run)(*arrays, **params)
+    return ctx.fused is not None
+
+
+def _fused_backward(ctx, dy: Tensor, w_hh: Tensor):
+    """The fused backward's gradients (arrays) when the forward ran fused and nothing needs
+    the reference now (no graph to record, no tap, kernels on); else None, after handing the
+    fused forward's buffers to the reference backward as its saves."""
+    run = getattr(ctx, "fused", None)
+    if run is None:
+        return None
+    if not is_grad_enabled() and ctx.tap is None and kernels.rnn.applies(dy.data, w_hh.data):
+        return run.backward(dy.data, w_hh.data, ctx.needs_input_grad)
+    for name, value in run.reference_saves().items():
+        setattr(ctx, name, value)
+    return None
+
+
 # ----------------------------------------------------------------------------- RNN
 
 
@@ -157,12 +187,17 @@ class RNNFn(Function):
     def forward(ctx, xg, w_hh, b_hh, h0, nonlinearity, tap=None):
         _save(ctx, xg, w_hh, h0, b_hh=b_hh)
         ctx.nonlinearity, ctx.tap = nonlinearity, tap
+        if _fused(ctx, "RNNRun", xg, w_hh, b_hh, h0, nonlinearity=nonlinearity):
+            return ctx.fused.y
         ctx.hs = xp_of(xg).stack(_rnn_loop(xg, w_hh, b_hh, h0, nonlinearity))  # (T + 1, B, H)
         return ctx.hs[1:]
 
     @staticmethod
     def backward(ctx, dy):
         xg, w_hh, h0, b_hh = _saved(ctx, 3)
+        fused = _fused_backward(ctx, dy, w_hh)
+        if fused is not None:
+            return fused
         if is_grad_enabled():  # create_graph: h_t as Tensor functions of the inputs
             hs = _rnn_loop(xg, w_hh, b_hh, h0, ctx.nonlinearity)
             h_prev = stack(hs[:-1])
@@ -268,6 +303,8 @@ class LSTMFn(Function):
     def forward(ctx, xg, w_hh, b_hh, h0, c0, tap=None):
         _save(ctx, xg, w_hh, h0, c0, b_hh=b_hh)
         ctx.tap = tap
+        if _fused(ctx, "LSTMRun", xg, w_hh, b_hh, h0, c0):
+            return ctx.fused.y
         with np.errstate(over="ignore"):  # sigmoid's exp(-z) for z < -88 in float32
             ctx.gates, hs, ctx.cs = _lstm_loop(xg, w_hh, b_hh, h0, c0)
         ctx.hs = xp_of(xg).stack(hs + ctx.cs[-1:])  # (T + 2, B, H): h_0..h_T, c_T
@@ -276,6 +313,9 @@ class LSTMFn(Function):
     @staticmethod
     def backward(ctx, dy):
         xg, w_hh, h0, c0, b_hh = _saved(ctx, 4)
+        fused = _fused_backward(ctx, dy, w_hh)
+        if fused is not None:
+            return fused
         if is_grad_enabled():  # create_graph: the states as Tensor functions of the inputs
             gates, hs, cs = _lstm_loop(xg, w_hh, b_hh, h0, c0)
             h_prev = stack(hs[:-1])
@@ -368,6 +408,8 @@ class GRUFn(Function):
     def forward(ctx, xg, w_hh, b_hh, h0, tap=None):
         _save(ctx, xg, w_hh, h0, b_hh=b_hh)
         ctx.tap = tap
+        if _fused(ctx, "GRURun", xg, w_hh, b_hh, h0):
+            return ctx.fused.y
         with np.errstate(over="ignore"):  # sigmoid's exp(-z) for z < -88 in float32
             ctx.gates, ctx.hg_n, hs = _gru_loop(xg, w_hh, b_hh, h0)
         ctx.hs = xp_of(xg).stack(hs)  # (T + 1, B, H)
@@ -376,6 +418,9 @@ class GRUFn(Function):
     @staticmethod
     def backward(ctx, dy):
         xg, w_hh, h0, b_hh = _saved(ctx, 3)
+        fused = _fused_backward(ctx, dy, w_hh)
+        if fused is not None:
+            return fused
         if is_grad_enabled():  # create_graph: everything as Tensor functions of the inputs
             gates, hg_n, hs = _gru_loop(xg, w_hh, b_hh, h0)
             h_prev = stack(hs[:-1])
