@@ -423,11 +423,7 @@ def test_block_constructor_errors():
 # ----------------------------------------------------------------------------- devices
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-def device(request):
-    if request.param == "cuda" and not tinylm.cuda.is_available():
-        pytest.skip("no CUDA GPU with CuPy")
-    return request.param
+# `device`: the shared cpu/cuda fixture of tests/conftest.py
 
 
 def test_attention_layers_agree_across_devices(device):

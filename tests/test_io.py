@@ -583,11 +583,7 @@ def test_json_metadata_helpers_round_trip_exactly():
 
 
 # ---------------------------------------------------------------------------- devices
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-def device(request):
-    if request.param == "cuda" and not tinylm.cuda.is_available():
-        pytest.skip("needs a CUDA GPU with CuPy")
-    return request.param
+# `device`: the shared cpu/cuda fixture of tests/conftest.py
 
 
 def test_save_from_and_load_to_each_device(tmp_path, device):

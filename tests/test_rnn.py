@@ -33,11 +33,7 @@ CELLS = [pytest.param("RNNCell", marks=L06), pytest.param("LSTMCell", marks=L07)
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3, "RNNCell": 1, "LSTMCell": 4, "GRUCell": 3}
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-def device(request):
-    if request.param == "cuda" and not tinylm.cuda.is_available():
-        pytest.skip("no CUDA GPU with CuPy")
-    return request.param
+# `device`: the shared cpu/cuda fixture of tests/conftest.py
 
 
 def f64(rng, *shape, scale=1.0, requires_grad=False, device="cpu"):
