@@ -123,16 +123,14 @@ def _scatter_add_rows(num_rows: int, ids, rows):
     """``out = zeros(num_rows, C); out[ids[p]] += rows[p]`` for every p, repeats adding.
 
     NumPy: sort the ids and sum each run with ``add.reduceat`` (about 3x faster than
-    ``np.add.at`` and deterministic); CuPy: ``cupyx.scatter_add``.
+    ``np.add.at`` and deterministic); CuPy: ``cupy.add.at`` (atomic: not bit-deterministic).
     """
     xp = backend.xp_of(rows)
     out = xp.zeros((num_rows, rows.shape[1]), dtype=rows.dtype)
     if ids.size == 0:
         return out
     if backend.is_cupy_array(rows):
-        import cupyx
-
-        cupyx.scatter_add(out, ids, rows)
+        backend.scatter_add(out, ids, rows)
         return out
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..backend import is_cupy_array, to_device, xp_of
+from ..backend import scatter_add, to_device, xp_of
 from ..tensor import Tensor
 
 _BASIC = (int, slice, type(None), type(Ellipsis), np.integer)
@@ -47,12 +47,7 @@ class IndexAdd(Function):
         xp = xp_of(dy)
         y = xp.zeros(shape, dtype=dy.dtype)
         if advanced:
-            if is_cupy_array(dy):
-                import cupyx
-
-                cupyx.scatter_add(y, key, dy)
-            else:
-                np.add.at(y, key, dy)
+            scatter_add(y, key, dy)  # np.add.at; cupy.add.at on the GPU
         else:
             y[key] = dy
         return y
