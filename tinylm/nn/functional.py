@@ -103,6 +103,8 @@ class LinearFn(Function):
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias`` over the last dim of ``input``."""
     _dtype_check("linear", input, weight=weight, bias=bias)
+    backend.check_same_device("linear", input=input.data, weight=weight.data,
+                              bias=None if bias is None else bias.data)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape "
                          f"{tuple(weight.shape)}")
@@ -275,6 +277,8 @@ def _norm_checks(op: str, x: Tensor, normalized_shape, **params) -> tuple:
         normalized_shape = (int(normalized_shape),)
     shape = tuple(int(s) for s in normalized_shape)
     _dtype_check(op, x, **params)
+    backend.check_same_device(op, input=x.data,
+                              **{k: t.data for k, t in params.items() if t is not None})
     if not shape:
         raise ValueError(f"{op}: normalized_shape must have at least one dim, got ()")
     k = len(shape)

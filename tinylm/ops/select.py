@@ -6,6 +6,7 @@ routing are piecewise constant, so they enter backward as constants.
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import Function
 from ..backend import xp_of
 from ..tensor import Tensor
@@ -139,6 +140,7 @@ def where(condition, input, other) -> Tensor:  # noqa: A002 - PyTorch's names
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         raise TypeError("where: at least one of input and other must be a Tensor")
     a, b = broadcast_operands("where", input, other)
+    backend.check_same_device("where", condition=condition.data, input=a.data)
     check_broadcast("where", condition.shape, a.shape)
     check_broadcast("where", condition.shape, b.shape)
     return Where.apply(condition, a, b)
@@ -169,6 +171,7 @@ def masked_fill(x: Tensor, mask, value) -> Tensor:
         mask = as_tensor_like(mask, x)
     if mask.dtype.kind != "b":
         raise TypeError(f"masked_fill: mask must have dtype bool, got {mask.dtype}")
+    backend.check_same_device("masked_fill", input=x.data, mask=mask.data)
     check_broadcast("masked_fill", mask.shape, x.shape)
     if len(mask.shape) > x.ndim or any(
         m != 1 and m != s for m, s in zip(reversed(mask.shape), reversed(x.shape))
