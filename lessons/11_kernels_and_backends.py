@@ -286,6 +286,23 @@ print(f"NumPy pairwise: {values[:2000].sum(dtype=np.float32)!r}")
 #   is summed by one thread, start to end, and per-row results are combined serially.
 #   The tests run every kernel with one and with two Numba threads and compare the bits.
 #
+# A third rule is about *when* a kernel may run at all. The Adam and SGD kernels update a
+# parameter and its moment buffers in place, walking flat views of them side by side. That
+# is only right if every one of those arrays is laid out the same way: C-contiguous (a
+# transposed view's flat order is not its logical order), writeable, and of the
+# parameter's dtype and shape. When one is not, tinylm runs the reference update instead.
+# This test is your exercise for lesson 11 (`pytest -m lesson11` grades it, among the
+# kernel tests); here is tinylm's:
+
+# %%
+print(inspect.getsource(kernels.optim.fits))
+
+p = np.zeros((3, 4), np.float32)
+print("contiguous parameter and buffer:", kernels.optim.fits(p, np.zeros_like(p)))
+print("a transposed buffer:            ", kernels.optim.fits(p, np.zeros((4, 3), np.float32).T))
+print("a float64 buffer:               ", kernels.optim.fits(p, np.zeros((3, 4))))
+
+# %% [markdown]
 # ## 6. A training step, kernels on and off
 
 #

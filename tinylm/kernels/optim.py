@@ -162,7 +162,12 @@ def _sgd_parallel(p, g, b, lr, mu, c_tau, wd, decay, momentum, first, nesterov):
 def fits(p, *buffers) -> bool:
     """True when the kernels can update ``p`` and its buffers in place: NumPy float32 or
     float64 arrays (:func:`use_numba`), all of p's dtype and shape, C-contiguous and
-    writeable. (The gradient is only read: any layout, see :func:`_flat_grad`.)"""
+    writeable. (The gradient is only read: any layout, see :func:`_flat_grad`.)
+
+    Lesson 11 asks for this test: a kernel that walks a flat view of p and its buffers
+    side by side must never be given a strided view (it would update the wrong elements),
+    a read-only array, or a buffer of another dtype (it would round differently)."""
+    # BEGIN SOLUTION lesson11 when a kernel may update a parameter and its buffers in place
     if not use_numba(p, *buffers):
         return False
     for a in (p, *buffers):
@@ -171,6 +176,7 @@ def fits(p, *buffers) -> bool:
         if not (a.flags.c_contiguous and a.flags.writeable):
             return False
     return True
+    # END SOLUTION
 
 
 def _plain(*values) -> bool:
