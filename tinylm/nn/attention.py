@@ -34,13 +34,13 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import backend, kernels
 from ..autograd import Function
 from ..backend import xp_of
 from ..ops import matmul, reshape, transpose
 from ..ops._util import check_broadcast
 from ..ops.shape import unbroadcast
-from ..tensor import Tensor
+from ..tensor import Tensor, _grad_mode
 from . import functional as F
 from . import init
 from .linear import Linear
@@ -67,6 +67,10 @@ class MaskedSoftmaxFn(Function):
     Shapes:   s (..., L, S), bias and keep broadcastable with it -> a (broadcast, L, S)
     Saves:    a (the output; the backward above is written with Tensor ops of it, so
               it can be differentiated again)
+
+    On NumPy float arrays both directions run as fused kernels (forward: scale, bias, mask
+    and softmax in one sweep per row; backward, when no graph is recorded: dz with the
+    scale folded in), see ``tinylm.kernels.softmax``; the code below is their reference.
     """
 
     @staticmethod
@@ -74,6 +78,10 @@ class MaskedSoftmaxFn(Function):
         xp = xp_of(s)
         ctx.s_shape, ctx.scale = s.shape, scale
         ctx.b_shape = None if bias is None else bias.shape
+        if _masked_kernel(s, bias, keep):
+            z = kernels.softmax.masked_softmax(s, bias, keep, scale, _out_shape(s, bias, keep))
+            ctx.save_for_backward(z)
+            return z
         z = s * xp.asarray(scale, dtype=s.dtype)  # a new array: the steps below work in place
         if bias is not None:
             z = z + bias
@@ -94,6 +102,8 @@ class MaskedSoftmaxFn(Function):
     def backward(ctx, dy):
         (a,) = ctx.saved_tensors
         need = ctx.needs_input_grad
+        if not _grad_mode.enabled and _masked_kernel(a.data, dy.data, None):
+            return _masked_softmax_backward_kernel(ctx, a.data, dy.data)
         dz = a * (dy - (dy * a).sum(dim=-1, keepdim=True))  # a_i (g_i - sum_j g_j a_j)
         ds = db = None
         if need[0]:
@@ -101,6 +111,40 @@ class MaskedSoftmaxFn(Function):
         if need[1]:
             db = unbroadcast(dz, ctx.b_shape)
         return ds, db, None
+
+
+def _masked_kernel(s, bias, keep) -> bool:
+    """MaskedSoftmaxFn's kernels apply: kernels on, NumPy arrays, s (and bias) of one float
+    dtype, keep bool."""
+    return (kernels._enabled and type(s) is np.ndarray and s.dtype in _FLOATS
+            and (bias is None or (type(bias) is np.ndarray and bias.dtype == s.dtype))
+            and (keep is None or (type(keep) is np.ndarray and keep.dtype == np.bool_)))
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _out_shape(s, *others) -> tuple:
+    """The broadcast shape of s and the others (None skipped); s's own when they fit in it."""
+    shapes = [o.shape for o in others if o is not None]
+    if all(len(o) <= s.ndim and all(a == b or a == 1 for a, b in zip(o[::-1], s.shape[::-1]))
+           for o in shapes):
+        return s.shape
+    return np.broadcast_shapes(s.shape, *shapes)
+
+
+def _masked_softmax_backward_kernel(ctx, a, dy):
+    """MaskedSoftmaxFn.backward by the kernel: dz = a (g - sum g a), times the scale for
+    ds (folded into the kernel when bias needs no gradient), summed to each input's shape."""
+    need, scale = ctx.needs_input_grad, ctx.scale
+    dz = kernels.softmax.softmax_backward(a, dy, 1.0 if need[1] else scale)
+    ds = db = None
+    if need[0]:
+        ds = unbroadcast(Tensor._wrap(dz * scale if need[1] and scale != 1.0 else dz),
+                         ctx.s_shape)
+    if need[1]:
+        db = unbroadcast(Tensor._wrap(dz), ctx.b_shape)
+    return ds, db, None
 
 
 def masked_softmax(scores: Tensor, keep=None, bias: Tensor | None = None,

@@ -5,6 +5,10 @@ gather, ``where``, ``sum``), so its gradient, and the gradient of that gradient,
 their backward passes: gradcheck and gradgradcheck hold in float64. The derivation of the
 cross-entropy gradient is in :func:`cross_entropy`; see lessons/04_softmax_cross_entropy.py.
 
+With the kernels on (``tinylm.kernels``), ``cross_entropy`` of class ids on NumPy float arrays
+runs as one fused op instead (``tinylm.kernels.loss``: the same values, two passes over the
+logits); the composition here is the reference it is tested against.
+
 Where tinylm is stricter than PyTorch it says so in the docstring: an input with zero
 classes, a (C,) input with a (1,) target, float targets or weights of another float width
 (PyTorch promotes), mse_loss on shapes that differ (PyTorch broadcasts with a warning).
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..backend import device_of, to_numpy, xp_of
 from ..ops import log_softmax, where
 from ..tensor import Tensor
@@ -207,6 +212,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     c = input.shape[cdim]
     if target.dtype.kind == "f":
         return _soft_cross_entropy(input, target, w, ignore_index, reduction, eps, cdim)
+    if kernels.enabled() and kernels.loss.applies(input.data, w):  # one fused op, same math
+        t, _ = _check_ids(op, target, input, cdim, ignore_index)
+        return kernels.loss.cross_entropy(input, t, w, ignore_index, reduction, eps, cdim)
 
     # BEGIN SOLUTION lesson04 cross-entropy of class ids: -log p_y, smoothing, ignore_index
     logp = log_softmax(input, dim=cdim)  # (N, C, d1, ...)

@@ -1,10 +1,26 @@
-"""softmax and log_softmax along one dim, both stable for any finite logits."""
+"""softmax and log_softmax along one dim, both stable for any finite logits.
+
+Along the last dim of a NumPy float array, forward and (when no graph is recorded)
+backward run as fused kernels (``tinylm.kernels.softmax``, the same math in fewer passes);
+the code below is the reference they are tested against.
+"""
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import kernels
 from ..autograd import Function
 from ..backend import xp_of
-from ..tensor import Tensor, _check_dim
+from ..tensor import Tensor, _check_dim, _grad_mode
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _kernel(z, dim: int) -> bool:
+    """The fused kernels apply: kernels on, a NumPy float32/float64 array, the last dim."""
+    return (kernels._enabled and type(z) is np.ndarray and dim == z.ndim - 1
+            and z.dtype in _FLOATS)
 
 
 class Softmax(Function):
@@ -20,7 +36,9 @@ class Softmax(Function):
     def forward(ctx, z, dim):
         ctx.dim = dim
         xp = xp_of(z)
-        if z.size == 0:
+        if _kernel(z, dim):
+            y = kernels.softmax.softmax(z)
+        elif z.size == 0:
             y = z.copy()
         else:
             e = xp.exp(z - z.max(axis=dim, keepdims=True))
@@ -31,6 +49,8 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, dy):
         (y,) = ctx.saved_tensors
+        if not _grad_mode.enabled and _kernel(y.data, ctx.dim) and dy.data.dtype == y.data.dtype:
+            return kernels.softmax.softmax_backward(y.data, dy.data)
         return y * (dy - (dy * y).sum(dim=ctx.dim, keepdim=True))
 
 
@@ -47,7 +67,9 @@ class LogSoftmax(Function):
     def forward(ctx, z, dim):
         ctx.dim = dim
         xp = xp_of(z)
-        if z.size == 0:
+        if _kernel(z, dim):
+            y = kernels.softmax.log_softmax(z)
+        elif z.size == 0:
             y = z.copy()
         else:
             shifted = z - z.max(axis=dim, keepdims=True)
@@ -58,6 +80,8 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, dy):
         (y,) = ctx.saved_tensors
+        if not _grad_mode.enabled and _kernel(y.data, ctx.dim) and dy.data.dtype == y.data.dtype:
+            return kernels.softmax.log_softmax_backward(y.data, dy.data)
         return dy - y.exp() * dy.sum(dim=ctx.dim, keepdim=True)
 
 
