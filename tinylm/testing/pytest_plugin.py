@@ -34,22 +34,41 @@ FIXTURE = "tinylm_sample"
 KERNELS_LESSON = "lesson11"  # the lesson about the fused kernels: its tests keep them on
 
 
-@pytest.fixture(autouse=True)
-def _tinylm_lessons_grade_the_reference(request):
+def _grades_a_reference_lesson(item) -> bool:
+    lessons = {m.name for m in item.iter_markers() if m.name.startswith("lesson")}
+    return bool(lessons) and KERNELS_LESSON not in lessons
+
+
+def _kernels_off_for_lessons(item):
     """A test marked with a lesson (``lesson01`` .. ``lesson10``) grades the code that
-    lesson teaches: the plain reference, including a student's solution blocks. So it
-    runs with the fused kernels off (``tinylm.kernels.reference()``), which would
-    otherwise compute the LSTM cell or the Adam step without calling that code at all.
-    The kernels are checked against the same reference by their own tests (lesson 11
-    and ``tests/test_kernels_*.py``)."""
-    lessons = {m.name for m in request.node.iter_markers() if m.name.startswith("lesson")}
-    if not lessons or KERNELS_LESSON in lessons:
+    lesson teaches: the plain reference, including a student's solution blocks. So its
+    setup (fixtures included, even module-scoped ones it triggers), call and teardown run
+    with the fused kernels off (``tinylm.kernels.reference()``), which would otherwise
+    compute the LSTM cell or the Adam step without calling that code at all. The kernels
+    are checked against the same reference by their own tests (lesson 11 and
+    ``tests/test_kernels_*.py``)."""
+    if not _grades_a_reference_lesson(item):
         yield
         return
     from .. import kernels
 
     with kernels.reference():
         yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _kernels_off_for_lessons(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield from _kernels_off_for_lessons(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    yield from _kernels_off_for_lessons(item)
 
 
 class RegistryCase:
