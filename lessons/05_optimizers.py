@@ -247,7 +247,9 @@ print(f"largest uncorrected step: {uncorrected.max():.2f} x lr at t = {uncorrect
 # Here is tinylm's whole update, the formulas above line by line (the `BEGIN SOLUTION`
 # markers are where the course cuts out an assignment). It works in place on arrays to
 # avoid allocating memory every step, and adds $\epsilon$ after the correction of
-# $\sqrt{v_t}$, as PyTorch does.
+# $\sqrt{v_t}$, as PyTorch does. (The two lines before the markers hand the step to a fused
+# Numba kernel when one applies: the same arithmetic in one pass over memory, giving the
+# same bits. Lesson 11 is about those kernels; this lesson's tests run with them off.)
 
 # %%
 print(inspect.getsource(optim.Adam._update))

@@ -8,9 +8,9 @@ over memory (see lessons/11_kernels_and_backends.py):
 module                kernels
 ====================  ==========================================================
 ``fastmath``          float32 exp / tanh / sigmoid that vectorize (Numba has no SVML)
-``rnn``               the LSTM and GRU cells, forward and backward
-``loss``              log-softmax + cross-entropy (ignore_index, label smoothing)
-``softmax``           softmax forward and backward along the last dim
+``rnn``               the LSTM, GRU and RNN recurrences, one kernel per step each way
+``loss``              log-softmax + cross-entropy (ignore_index, smoothing, weights)
+``softmax``           softmax, log_softmax and attention's masked softmax (last dim)
 ``layernorm``         LayerNorm forward and backward
 ``gelu``              GELU (exact and tanh) forward and backward
 ``embedding``         the embedding backward: a serial scatter-add of the used rows
@@ -20,9 +20,11 @@ module                kernels
 Switches. ``TINYLM_KERNELS=reference`` in the environment (read at import) turns every
 kernel off, and so does :func:`set_enabled` or the :func:`reference` context manager at
 run time; ``NUMBA_DISABLE_JIT=1`` runs the Numba kernels as plain Python, for stepping
-through them in a debugger. Kernels are used only where they apply (a CPU array of
-float32/float64 for Numba) and only when no graph is being recorded: under
-``create_graph=True`` the differentiable reference runs, so second derivatives still work.
+through them in a debugger. Kernels are used only where they apply (CPU arrays of
+float32/float64 for Numba; CuPy arrays take the reference), and a backward kernel only
+when no graph is being recorded: under ``create_graph=True`` the differentiable reference
+backward runs, so second derivatives still work. Tests marked with lessons 01-10 run with
+the kernels off (tinylm's pytest plugin): they grade the reference code those lessons teach.
 
 Rules every kernel keeps (``shared/PERFORMANCE.md``): ``cache=True``; deterministic (no
 parallel scatter-adds; a reduction always runs in the same order, so 1 and 2 threads give
