@@ -69,10 +69,7 @@ def probe(shape, dtype, device, seed=7):
 
 # Entries whose failure on the GPU is known and is not a GPU bug of the op (see the report
 # of the GPU-backend task): xfail(strict=False), so a fix shows up as XPASS.
-REGISTRY_XFAIL = {
-    "nn.SinusoidalPositionalEncoding": "the registry builds the layer on the CPU (its pe "
-    "buffer stays there); nn_sinusoidal should pass device=x.device",
-}
+REGISTRY_XFAIL: dict[str, str] = {}
 ERRORS_XFAIL = {
     "getitem": "CuPy does not bounds-check integer array indices (it wraps them) and words "
     "its own IndexError differently; tinylm's getitem does not check them itself",

@@ -86,10 +86,16 @@ def _float_in(low: float, high: float = math.inf, low_open: bool = False):
 
 
 def _threads(args) -> None:
+    """--threads N: N threads for NumPy's BLAS and for Numba's parallel kernels (the few
+    that split very large arrays), as ``tinylm bench --threads`` sets them."""
     if args.threads:
+        import numba
+
+        from .kernels import _common  # noqa: F401 - picks Numba's threading layer first
         from .train.threads import set_blas_threads
 
         set_blas_threads(args.threads)
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _add_threads(p) -> None:

@@ -194,7 +194,8 @@ def nn_block(x, *params, n_heads=2, mlp_ratio=2, dropout=0.0, seed=None, d_model
 
 
 def nn_sinusoidal(x, max_len=8):
-    return _layer(nn.SinusoidalPositionalEncoding, x.shape[-1], max_len, dtype=x.dtype)(x)
+    return _layer(nn.SinusoidalPositionalEncoding, x.shape[-1], max_len, dtype=x.dtype,
+                  device=x.device)(x)
 
 
 def nn_learned(x, weight):
