@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,14 +26,6 @@ FASTMATH = {"contract", "arcp", "nsz"}
 # Only when the user has not chosen a layer, and before any parallel kernel is compiled.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
-
-
-# Inlining fastmath's helpers into one another (``inline="always"``, needed for LLVM to
-# vectorize the loops that call them) trips a check Numba itself calls "internal
-# pedantic": a variable of an inlined conditional expression "is not in scope". The
-# compiled code is right (tests/test_kernels_fastmath.py); only that warning is silenced.
-warnings.filterwarnings("ignore", category=numba.core.errors.NumbaIRAssumptionWarning,
-                        module=r"numba\.core\.ssa")
 
 
 def jit(fn=None, **kw):

@@ -44,7 +44,7 @@ _X_MIN = _f32(-104.0)  # e^-104 < half the smallest subnormal: the result is 0 f
 _C = tuple(_f32(1.0 / math.factorial(n)) for n in range(2, 9))  # 1/2!, ..., 1/8!
 
 
-@jit(inline="always")
+@jit
 def _expm1_parts_f32(x):
     """(k, e^r - 1) for clamped float32 x = k ln2 + r."""
     x = min(max(x, _X_MIN), _X_MAX)
@@ -60,13 +60,13 @@ def _expm1_parts_f32(x):
     return np.int32(k), (p * r) * r + r  # r + r^2/2! + ... + r^8/8!
 
 
-@jit(inline="always")
+@jit
 def _pow2_f32(k):
     """2^k as float32 from its exponent bits (k in [-126, 127])."""
     return np.int32((k + np.int32(127)) << np.int32(23)).view(np.float32)
 
 
-@jit(inline="always")
+@jit
 def _exp_f32(x):
     k, em1 = _expm1_parts_f32(x)
     k1 = k >> np.int32(1)  # 2^k = 2^k1 * 2^(k - k1): both factors normal for k in [-150, 128]
@@ -74,7 +74,7 @@ def _exp_f32(x):
     return x if x != x else y  # nan stays nan
 
 
-@jit(inline="always")
+@jit
 def _expm1_f32(x):
     k, em1 = _expm1_parts_f32(x)
     k1 = k >> np.int32(1)
@@ -82,7 +82,7 @@ def _expm1_f32(x):
     return x if x != x else (em1 if k == 0 else y)  # k = 0: e^r - 1 itself, no cancellation
 
 
-@jit(inline="always")
+@jit
 def _tanh_f32(x):
     a = min(abs(x), _f32(20.0))  # tanh(20) rounds to 1 in float32
     m = _expm1_f32(_f32(-2.0) * a)
@@ -90,14 +90,14 @@ def _tanh_f32(x):
     return x if x != x else (t if x >= _f32(0.0) else -t)
 
 
-@jit(inline="always")
+@jit
 def _sigmoid_f32(x):
     e = _exp_f32(-abs(x))  # e^{-|x|} <= 1: no overflow, and tiny sigmoids keep their digits
     s = _f32(1.0) / (_f32(1.0) + e)
     return s if x >= _f32(0.0) else e * s  # sigmoid(-|x|) = e^{-|x|} / (1 + e^{-|x|})
 
 
-@jit(inline="always")
+@jit
 def _sigmoid_f64(x):
     e = math.exp(-abs(x))
     s = 1.0 / (1.0 + e)
