@@ -224,3 +224,35 @@ def test_negative_padding_idx_counts_from_the_end():
     ids = np.array([3, 1, 3])
     got = kemb.scatter_add_rows(4, ids, np.ones((3, 2)), padding_idx=-1)
     np.testing.assert_array_equal(got, [[0, 0], [1, 1], [0, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ids_shape", [(7,), (3, 4), (0,)])
+def test_getitem_backward_with_an_id_array_uses_the_scatter_kernel(dtype, ids_shape, monkeypatch):
+    """``x[ids]`` (one integer-array key: whole rows) is an embedding lookup, so its backward
+    (IndexAdd) uses the same serial scatter kernel: the same bits as np.add.at, which adds
+    in the same order. Repeated and negative ids included."""
+    from tinylm import kernels
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 2, 3)).astype(dtype)
+    ids = rng.integers(-6, 6, ids_shape)
+    dy = rng.standard_normal(ids_shape + (2, 3)).astype(dtype)
+    calls = []
+    real = kernels.embedding.scatter_add_rows_into
+    monkeypatch.setattr(kernels.embedding, "scatter_add_rows_into",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    grads = []
+    for on in (True, False):
+        old = kernels.set_enabled(on)
+        try:
+            t = tinylm.tensor(x, requires_grad=True)
+            t[tinylm.tensor(ids)].backward(tinylm.tensor(dy))
+            grads.append(t.grad.numpy())
+        finally:
+            kernels.set_enabled(old)
+    want = np.zeros_like(x)
+    np.add.at(want, ids, dy)
+    assert calls == [1]  # the kernel ran once (kernels on), not with the reference
+    np.testing.assert_array_equal(grads[0], want)
+    np.testing.assert_array_equal(grads[1], want)

@@ -70,11 +70,20 @@ def scatter_add_rows(num_rows: int, ids: np.ndarray, rows: np.ndarray,
     (unique ids, summed rows) and let the optimizer update only those rows (lazy Adam, as
     PyTorch's ``SparseAdam``). Not done: ``Tensor.grad`` and the optimizers are dense.
     """
+    out = np.zeros((num_rows, rows.shape[1]), dtype=rows.dtype)
+    return scatter_add_rows_into(out, ids, rows, padding_idx)
+
+
+def scatter_add_rows_into(out: np.ndarray, ids: np.ndarray, rows: np.ndarray,
+                          padding_idx: int | None = None) -> np.ndarray:
+    """``out[ids[p]] += rows[p]`` in place, for a C-contiguous (V, C) ``out`` of rows'
+    dtype (e.g. a fresh ``np.zeros``, so no second table is allocated and copied); see
+    :func:`scatter_add_rows`. Returns ``out``."""
+    num_rows = out.shape[0]
     if ids.dtype != np.int32 and ids.dtype != np.int64:
         ids = ids.astype(np.int64)  # uint8 ... uint64: one compiled signature per int type
     ids = np.ascontiguousarray(ids)
     rows = np.ascontiguousarray(rows)
-    out = np.zeros((num_rows, rows.shape[1]), dtype=rows.dtype)
     if ids.size:
         pad = -1 if padding_idx is None else int(padding_idx) % num_rows
         bad = _scatter_add(ids, rows, out, pad)
