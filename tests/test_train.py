@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -372,3 +373,24 @@ def test_the_preset_benchmark_runs(tmp_path, capsys):
     rows = json.loads(out.read_text())["presets"]
     assert [r["preset"] for r in rows] == ["rnn", "gpt"]
     assert all(r["steps"] == 3 and np.isfinite(r["val_loss"]) and r["sample"] for r in rows)
+
+
+def test_a_slow_first_step_says_that_kernels_are_compiling(monkeypatch):
+    """A first step slower than COMPILE_NOTICE_AFTER (a cold Numba cache) gets one line
+    saying so; the later steps, and a fast first step, get none."""
+    lines = []
+    trainer = Trainer(tiny("lstm", steps=3, eval_every=100), log=lines.append)
+    real_step = trainer.train_step
+    calls = []
+
+    def slow_first_step():
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.5)
+        return real_step()
+
+    monkeypatch.setattr(trainer, "train_step", slow_first_step)
+    monkeypatch.setattr(Trainer, "COMPILE_NOTICE_AFTER", 0.1)
+    trainer.fit()
+    notices = [line for line in lines if "compiles tinylm's Numba kernels" in line]
+    assert len(notices) == 1 and len(calls) == 3

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -285,8 +286,13 @@ class Trainer:
                     self._eval_and_log(since_eval, seconds, start_step)  # missed at a Ctrl-C
                 while self.step < cfg.steps:
                     t0 = time.perf_counter()
-                    with self._guard.step():
-                        loss = self.train_step()
+                    notice = self._compile_notice() if self.step == start_step else None
+                    try:
+                        with self._guard.step():
+                            loss = self.train_step()
+                    finally:
+                        if notice is not None:
+                            notice.cancel()
                     seconds += time.perf_counter() - t0
                     since_eval.append(loss)
                     tok_s = (self.step - start_step) * cfg.batch_size * cfg.seq_len / seconds
@@ -310,6 +316,19 @@ class Trainer:
             bar.close()
             self._bar = None
         return self._result(seconds, self.step - start_step)
+
+    # The first step of a process loads tinylm's Numba kernels from their cache (a fraction
+    # of a second), or, the first time after installing, compiles them (~10 s on 2 cores):
+    # a bar sitting on step 0 that long looks like a hang, so say what is happening.
+    COMPILE_NOTICE_AFTER = 2.0  # seconds
+
+    def _compile_notice(self) -> threading.Timer:
+        timer = threading.Timer(self.COMPILE_NOTICE_AFTER, self._log, args=(
+            "(the first step compiles tinylm's Numba kernels for this machine: once, they "
+            "are cached for later runs)",))
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _eval_and_log(self, since_eval: Sequence[float], seconds: float, start_step: int):
         cfg = self.config
