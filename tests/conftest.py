@@ -48,3 +48,23 @@ def cuda() -> str:
     if not cuda_available():
         pytest.skip(NO_GPU)
     return "cuda"
+
+
+@pytest.fixture
+def spy_kernels(monkeypatch):
+    """``spy_kernels(module, name, ...)`` wraps those functions of a kernel module so each
+    call appends its name to the returned list: a test can tell that a kernel ran."""
+
+    def spy(module, *names) -> list:
+        calls = []
+        for name in names:
+            real = getattr(module, name)
+
+            def counting(*args, _real=real, _name=name, **kw):
+                calls.append(_name)
+                return _real(*args, **kw)
+
+            monkeypatch.setattr(module, name, counting)
+        return calls
+
+    return spy

@@ -109,17 +109,8 @@ def bounds(x, y, dy, dx, approximate, u):
 
 
 @pytest.fixture
-def count_kernel_calls(monkeypatch):
-    calls = []
-    for name in ("gelu_forward", "gelu_backward"):
-        real = getattr(kgelu, name)
-
-        def counting(*args, _real=real, _name=name, **kw):
-            calls.append(_name)
-            return _real(*args, **kw)
-
-        monkeypatch.setattr(kgelu, name, counting)
-    return calls
+def count_kernel_calls(spy_kernels):
+    return spy_kernels(kgelu, "gelu_forward", "gelu_backward")
 
 
 @pytest.mark.parametrize("approximate", APPROX)

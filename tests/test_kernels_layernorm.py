@@ -54,17 +54,8 @@ def both(fn):
 
 
 @pytest.fixture
-def count_kernel_calls(monkeypatch):
-    calls = []
-    for name in ("layer_norm_forward", "layer_norm_backward"):
-        real = getattr(kln, name)
-
-        def counting(*args, _real=real, _name=name, **kw):
-            calls.append(_name)
-            return _real(*args, **kw)
-
-        monkeypatch.setattr(kln, name, counting)
-    return calls
+def count_kernel_calls(spy_kernels):
+    return spy_kernels(kln, "layer_norm_forward", "layer_norm_backward")
 
 
 def inputs(shape, k, dtype, affine="wb", offset=0.0, seed=0):

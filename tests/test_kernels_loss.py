@@ -57,17 +57,8 @@ def both(fn):
 
 
 @pytest.fixture
-def count_kernel_calls(monkeypatch):
-    calls = []
-    for name in ("cross_entropy_forward", "cross_entropy_backward"):
-        real = getattr(kl, name)
-
-        def counting(*args, _real=real, _name=name, **kw):
-            calls.append(_name)
-            return _real(*args, **kw)
-
-        monkeypatch.setattr(kl, name, counting)
-    return calls
+def count_kernel_calls(spy_kernels):
+    return spy_kernels(kl, "cross_entropy_forward", "cross_entropy_backward")
 
 
 def inputs(shape, dtype, ignore=(), seed=0, spread=3.0):

@@ -23,6 +23,7 @@ import json
 import sys
 import time
 
+from ..cli_train import _int_at_least  # the same argument checks as tinylm train
 from . import kernel_table, lm, overhead, startup
 from ._util import DASH, describe, markdown, optional_torch, say, threads
 
@@ -48,31 +49,19 @@ def _sections(s: str) -> tuple[str, ...]:
     return tuple(x for x in SECTIONS if x in got)  # report order
 
 
-def _count(low: int):
-    def parse(s: str) -> int:
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
-        return v
-    return parse
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="few steps and repeats, small kernel sizes, warm start only: a smoke "
                    "test (well under a minute)")
     p.add_argument("--json", metavar="PATH", help="also write every figure as JSON to PATH")
-    p.add_argument("--threads", type=_count(0), default=1, metavar="N",
+    p.add_argument("--threads", type=_int_at_least(0), default=1, metavar="N",
                    help="threads for NumPy's OpenBLAS, Numba and PyTorch alike (default 1, "
                    "as tinylm train; 0: leave each library's default)")
     p.add_argument("--only", type=_sections, default=SECTIONS, metavar="LIST",
                    help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
-    p.add_argument("--steps", type=_count(1), metavar="N",
+    p.add_argument("--steps", type=_int_at_least(1), metavar="N",
                    help="timed training steps per run (default 30; --quick 3)")
-    p.add_argument("--repeats", type=_count(1), metavar="N",
+    p.add_argument("--repeats", type=_int_at_least(1), metavar="N",
                    help="timing rounds per kernel case and per op (default 9 and 15; "
                    "--quick 3)")
 

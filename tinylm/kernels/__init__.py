@@ -39,7 +39,7 @@ import contextlib
 import importlib
 import os
 
-__all__ = ["enabled", "set_enabled", "reference", "MODULES"]
+__all__ = ["enabled", "set_enabled", "reference", "numba_applies", "MODULES"]
 
 MODULES = ("fastmath", "rnn", "loss", "softmax", "layernorm", "gelu", "embedding", "optim")
 
@@ -81,6 +81,17 @@ def reference():
         yield
     finally:
         set_enabled(old)
+
+
+def numba_applies(*arrays) -> bool:
+    """True when the Numba kernels apply to these arrays: kernels on, and every array a
+    NumPy float32/float64 array. Numba is imported here, on the first call with the
+    kernels on, not with ``import tinylm``."""
+    if not _enabled:
+        return False
+    from ._common import use_numba
+
+    return use_numba(*arrays)
 
 
 def __getattr__(name: str):

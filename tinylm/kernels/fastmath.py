@@ -33,7 +33,7 @@ from numba.extending import overload
 
 from ._common import jit
 
-__all__ = ["exp", "tanh", "sigmoid", "exp_", "expm1_", "tanh_", "sigmoid_"]
+__all__ = ["exp", "tanh", "sigmoid", "exp_", "tanh_", "sigmoid_"]
 
 _f32 = np.float32
 LOG2E = _f32(1.4426950408889634)
@@ -112,10 +112,6 @@ def exp_(x):
     return np.exp(x)
 
 
-def expm1_(x):
-    return np.expm1(x)
-
-
 def tanh_(x):
     return np.tanh(x)
 
@@ -124,7 +120,9 @@ def sigmoid_(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _pick(f32_impl, f64_impl):
+def by_dtype(f32_impl, f64_impl):
+    """An ``overload`` typer: ``f32_impl`` for a float32 argument, ``f64_impl`` for float64."""
+
     def typer(x):
         if x == types.float32:
             return f32_impl
@@ -137,11 +135,10 @@ def _pick(f32_impl, f64_impl):
 
 for _stub, _f32_fn, _f64_fn in (
     (exp_, lambda x: _exp_f32(x), lambda x: math.exp(x)),
-    (expm1_, lambda x: _expm1_f32(x), lambda x: math.expm1(x)),
     (tanh_, lambda x: _tanh_f32(x), lambda x: math.tanh(x)),
     (sigmoid_, lambda x: _sigmoid_f32(x), lambda x: _sigmoid_f64(x)),
 ):
-    overload(_stub, inline="always")(_pick(_f32_fn, _f64_fn))
+    overload(_stub, inline="always")(by_dtype(_f32_fn, _f64_fn))
 
 
 # Array versions (for the tests and the kernel benchmark): any shape, float32 or float64.

@@ -36,11 +36,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import types
 from numba.extending import overload
 
 from ._common import BenchCase, jit
-from .fastmath import exp_, tanh_
+from .fastmath import by_dtype, exp_, tanh_
 
 __all__ = ["erf", "erf_", "gelu_forward", "gelu_backward", "bench_cases"]
 
@@ -87,15 +86,7 @@ def erf_(x):
     return math.erf(x)
 
 
-def _typer(x):
-    if x == types.float32:
-        return lambda x: _erf_f32(x)
-    if x == types.float64:
-        return lambda x: math.erf(x)
-    return None
-
-
-overload(erf_, inline="always")(_typer)
+overload(erf_, inline="always")(by_dtype(lambda x: _erf_f32(x), lambda x: math.erf(x)))
 
 
 # ----------------------------------------------------------------------------- kernels

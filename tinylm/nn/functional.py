@@ -41,16 +41,6 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _use_kernels(*arrays) -> bool:
-    """True when the Numba kernels apply to these arrays (tinylm/kernels); Numba is
-    imported only here, on the first call with the kernels on."""
-    if not kernels.enabled():
-        return False
-    from ..kernels._common import use_numba
-
-    return use_numba(*arrays)
-
-
 def _dtype_check(op: str, x: Tensor, **others) -> None:
     """Every other tensor argument has x's float dtype (no silent promotion)."""
     if x.dtype.kind != "f":
@@ -179,7 +169,7 @@ class EmbeddingGradFn(Function):
     @staticmethod
     def forward(ctx, dy, ids, num_embeddings, padding_idx):
         ctx.ids, ctx.padding_idx = ids, padding_idx
-        if _use_kernels(dy):  # the same sum as a serial Numba loop (tinylm/kernels/embedding.py)
+        if kernels.numba_applies(dy):  # the same sum as a serial Numba loop (kernels/embedding)
             from ..kernels.embedding import scatter_add_rows
 
             rows = dy.reshape(ids.size, dy.shape[-1])  # (N, C)
@@ -317,7 +307,7 @@ class LayerNormFn(Function):
         dims = tuple(range(x.ndim - k, x.ndim))
         ctx.dims, ctx.batch, ctx.eps = dims, tuple(range(x.ndim - k)), eps
         ctx.save_for_backward(*((x,) if w is None else (x, w)))
-        if _use_kernels(x, *(t for t in (w, b) if t is not None)):
+        if kernels.numba_applies(x, *(t for t in (w, b) if t is not None)):
             from ..kernels.layernorm import layer_norm_forward
 
             y, ctx.mean, ctx.r = layer_norm_forward(x, w, b, k, eps)
@@ -337,7 +327,7 @@ class LayerNormFn(Function):
         dims = ctx.dims
         need = ctx.needs_input_grad
         if (not is_grad_enabled() and ctx.mean is not None
-                and _use_kernels(dy.data, x.data, *(t.data for t in w))):
+                and kernels.numba_applies(dy.data, x.data, *(t.data for t in w))):
             from ..kernels.layernorm import layer_norm_backward
 
             dx, dw, db = layer_norm_backward(dy.data, x.data, w[0].data if w else None,

@@ -44,11 +44,7 @@ def _rows_kernel(y, key, dy) -> bool:
     from .. import kernels
 
     ids = key[0]
-    if not (kernels.enabled() and type(ids) is np.ndarray and ids.dtype.kind in "iu"):
-        return False
-    from ..kernels._common import use_numba
-
-    if not use_numba(y, dy):
+    if not (type(ids) is np.ndarray and ids.dtype.kind in "iu" and kernels.numba_applies(y, dy)):
         return False
     n = y.shape[0]
     width = int(np.prod(y.shape[1:], dtype=np.int64))

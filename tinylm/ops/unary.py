@@ -14,16 +14,6 @@ from ..tensor import Tensor, is_grad_enabled
 from ._util import const
 
 
-def _use_kernels(*arrays) -> bool:
-    """True when the Numba kernels apply to these arrays (tinylm/kernels); Numba is
-    imported only here, on the first call with the kernels on."""
-    if not kernels.enabled():
-        return False
-    from ..kernels._common import use_numba
-
-    return use_numba(*arrays)
-
-
 def _float_only(op: str, x: Tensor) -> None:
     if x.data.dtype.kind not in "fc":
         raise TypeError(f"{op}: expected a floating point tensor, got dtype {x.dtype}")
@@ -210,7 +200,7 @@ class Gelu(Function):
     def forward(ctx, x, approximate):
         ctx.approximate = approximate
         ctx.save_for_backward(x)
-        if _use_kernels(x):
+        if kernels.numba_applies(x):
             from ..kernels.gelu import gelu_forward
 
             return gelu_forward(x, approximate)
@@ -225,7 +215,8 @@ class Gelu(Function):
     @staticmethod
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
-        if not is_grad_enabled() and _use_kernels(x.data, dy.data):  # not under create_graph
+        # the kernel only when no graph is recorded (not under create_graph)
+        if not is_grad_enabled() and kernels.numba_applies(x.data, dy.data):
             from ..kernels.gelu import gelu_backward
 
             return gelu_backward(x.data, dy.data, ctx.approximate)
